@@ -1,0 +1,629 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {IAnalyticsHub} from "./interfaces/IAnalyticsHub.sol";
+import {IFundNavSource} from "./interfaces/IFundNavSource.sol";
+
+/// @title FundVault
+/// @notice Holds the assets of many funds and the NAV the off-chain engine publishes for each.
+///
+///         Every fund has ERC-20 holdings, a share supply, and three kinds of liabilities in
+///         18-decimal USD: pending fees, pending (priced, unpaid) withdrawals and borrowed.
+///         Every trade, deposit, withdrawal step, fee and loan bumps the fund's activity
+///         counter and emits its own event: the engine publishes on them and its jump guard
+///         uses the counter to tell a moved market from an unexplained NAV jump.
+///
+///         Withdrawals are forward-priced: a request escrows shares and becomes payable
+///         only at a NAV published at least `withdrawalDelay` after it. A manager who
+///         inflates the NAV just before a withdrawal therefore gains nothing: the price
+///         used is one published later by the NAV engine.
+/// @dev NAV storage is one slot per fund (see NavSlot), rewritten on every update; the
+///      high-water mark lives in its own slot that is read only when the NAV rises.
+contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
+    using SafeERC20 for IERC20;
+
+    /// @notice Accounts allowed to publish NAVs.
+    bytes32 public constant NAV_ENGINE_ROLE = keccak256("NAV_ENGINE_ROLE");
+
+    /// @notice Flag bit of a NAV computed with at least one cached price.
+    uint16 public constant FLAG_ESTIMATED = 1;
+    /// @dev Flags a caller may set; anything else is refused rather than stored unexplained.
+    uint16 private constant _PUBLIC_FLAGS = FLAG_ESTIMATED;
+    /// @dev Set at fund creation so `updateNAV` learns that the fund exists from the slot it
+    ///      reads anyway, instead of paying a cold SLOAD (2,100 gas) on a second one.
+    uint16 private constant _EXISTS = 1 << 15;
+
+    /// @notice A fund may hold at most this many distinct assets, which bounds the gas of
+    ///         every view that lists holdings.
+    uint256 public constant MAX_ASSETS_PER_FUND = 64;
+
+    /// @dev Packed NAV state: 128 + 48 + 64 + 16 bits = one slot. uint128 holds 3.4e20 USD
+    ///      at 18 decimals; uint48 seconds last until the year 8.9 million.
+    struct NavSlot {
+        uint128 nav;
+        uint48 asOf;
+        uint64 round;
+        uint16 flags;
+    }
+
+    /// @dev Fund bookkeeping other than holdings and NAV.
+    struct Fund {
+        address manager;
+        uint64 activity;
+        uint128 totalShares;
+        uint128 pendingFees;
+        uint128 pendingWithdrawals;
+        uint128 borrowed;
+        uint128 queuedShares;
+    }
+
+    /// @notice Lifecycle of a withdrawal request.
+    enum WithdrawalStatus {
+        None,
+        Queued,
+        Priced,
+        Settled
+    }
+
+    /// @notice One withdrawal request.
+    struct WithdrawalRequest {
+        address owner;
+        WithdrawalStatus status;
+        uint48 requestedAt;
+        uint48 claimableAt;
+        uint128 shares;
+        uint128 usd;
+    }
+
+    /// @notice NAV state of one fund, as any consumer reads it.
+    struct NavView {
+        uint256 nav;
+        uint256 asOf;
+        uint256 round;
+        uint256 flags;
+        bool estimated;
+        uint256 highWaterMark;
+        uint256 totalShares;
+        uint256 navPerShare;
+    }
+
+    /// @notice Everything the NAV engine needs about one fund, read in one call for many.
+    struct FundSnapshot {
+        uint256 fundId;
+        address manager;
+        address[] assets;
+        uint8[] decimals;
+        uint256[] amounts;
+        uint256 pendingFees;
+        uint256 pendingWithdrawals;
+        uint256 borrowed;
+        uint256 totalShares;
+        uint256 queuedShares;
+        uint256 activity;
+        uint256 nav;
+        uint256 asOf;
+        uint256 round;
+        uint256 flags;
+        uint256 highWaterMark;
+    }
+
+    /// @notice One entry of a batch NAV update.
+    struct NavUpdate {
+        uint256 fundId;
+        uint256 nav;
+        uint48 asOf;
+        uint16 flags;
+    }
+
+    /// @dev Decimals of an asset, read from the token once when a fund first holds it.
+    struct AssetInfo {
+        bool known;
+        uint8 decimals;
+    }
+
+    /// @notice Shares are worth NAV / totalShares, with 18 decimals.
+    uint256 public constant SHARE_PRICE_SCALE = 1e18;
+
+    /// @notice The hub every accepted NAV is recorded in, in the same transaction.
+    IAnalyticsHub public immutable hub;
+
+    /// @notice Minimum time between a withdrawal request and the NAV that prices it.
+    uint48 public withdrawalDelay;
+
+    /// @notice Number of funds created; fund ids run from 1 to fundCount.
+    uint256 public fundCount;
+
+    mapping(uint256 fundId => NavSlot) private _nav;
+    mapping(uint256 fundId => uint256) private _highWaterMark;
+    mapping(uint256 fundId => Fund) private _funds;
+    mapping(uint256 fundId => address[]) private _assets;
+    mapping(uint256 fundId => mapping(address asset => uint256)) private _holdings;
+    mapping(uint256 fundId => mapping(address investor => uint256)) private _shares;
+    mapping(uint256 fundId => WithdrawalRequest[]) private _withdrawals;
+    mapping(address asset => AssetInfo) private _assetInfo;
+
+    // ------------------------------------------------------------------ errors
+
+    /// @notice The hub was deployed for another vault.
+    error HubVaultMismatch(address hub, address hubVault, address vault);
+    /// @notice No fund has this id.
+    error UnknownFund(uint256 fundId);
+    /// @notice Only the fund's manager may do this.
+    error NotFundManager(uint256 fundId, address caller, address manager);
+    /// @notice The manager address is zero.
+    error ZeroManager();
+    /// @notice `asOf` is not newer than the fund's last NAV.
+    error StaleAsOf(uint256 fundId, uint256 asOf, uint256 lastAsOf);
+    /// @notice `asOf` lies in the future.
+    error FutureAsOf(uint256 fundId, uint256 asOf, uint256 blockTimestamp);
+    /// @notice The NAV does not fit the 128-bit storage.
+    error NavOutOfRange(uint256 fundId, uint256 nav);
+    /// @notice Flags outside the documented ones.
+    error UnknownFlags(uint256 fundId, uint256 flags);
+    /// @notice The fund holds less of the asset than the operation needs.
+    error InsufficientHoldings(uint256 fundId, address asset, uint256 held, uint256 needed);
+    /// @notice The investor owns fewer shares than requested.
+    error InsufficientShares(uint256 fundId, address investor, uint256 owned, uint256 requested);
+    /// @notice A liability would drop below zero.
+    error LiabilityUnderflow(uint256 fundId, uint256 outstanding, uint256 reduction);
+    /// @notice A zero amount where a positive one is needed.
+    error ZeroAmount();
+    /// @notice The fund already holds the maximum number of distinct assets.
+    error TooManyAssets(uint256 fundId, uint256 max);
+    /// @notice The asset's decimals() could not be read or exceed 36.
+    error UnsupportedAsset(address asset);
+    /// @notice No such withdrawal request.
+    error UnknownWithdrawal(uint256 fundId, uint256 requestId);
+    /// @notice The request is not in the status the operation needs.
+    error WrongWithdrawalStatus(uint256 fundId, uint256 requestId, WithdrawalStatus status);
+    /// @notice The request's delay has not passed yet.
+    error WithdrawalNotClaimable(uint256 fundId, uint256 requestId, uint256 claimableAt);
+    /// @notice No NAV has been published at or after the request's claimable time.
+    error WithdrawalAwaitsNav(uint256 fundId, uint256 requestId, uint256 claimableAt, uint256 navAsOf);
+    /// @notice Amount does not fit the 128-bit bookkeeping.
+    error AmountOutOfRange(uint256 amount);
+
+    // ------------------------------------------------------------------ events
+
+    /// @notice A fund was created.
+    event FundCreated(uint256 indexed fundId, address indexed manager);
+    /// @notice A fund's manager changed.
+    event ManagerChanged(uint256 indexed fundId, address indexed manager);
+    /// @notice The NAV engine published a NAV (seed: NAVUpdated(fundId, oldNAV, newNAV, timestamp)).
+    event NAVUpdated(uint256 indexed fundId, uint256 oldNAV, uint256 newNAV, uint256 timestamp);
+    /// @notice The fund's NAV rose above its previous high-water mark.
+    event HighWaterMarkUpdated(uint256 indexed fundId, uint256 newNAV);
+    /// @notice Assets came in and shares were issued.
+    event Deposited(
+        uint256 indexed fundId, address indexed asset, uint256 amount, address indexed receiver, uint256 shares, uint256 activity
+    );
+    /// @notice The manager exchanged one asset for another.
+    event Traded(
+        uint256 indexed fundId,
+        address indexed assetSold,
+        uint256 amountSold,
+        address indexed assetBought,
+        uint256 amountBought,
+        uint256 activity
+    );
+    /// @notice A management or performance fee was accrued as a liability.
+    event FeeAccrued(uint256 indexed fundId, uint256 usd, uint256 pendingFees, uint256 activity);
+    /// @notice Accrued fees were paid out in an asset.
+    event FeeCollected(uint256 indexed fundId, address indexed asset, uint256 amount, uint256 usd, uint256 activity);
+    /// @notice The fund borrowed an asset against a USD debt.
+    event Borrowed(uint256 indexed fundId, address indexed asset, uint256 amount, uint256 debtUsd, uint256 activity);
+    /// @notice The fund repaid debt with an asset.
+    event Repaid(uint256 indexed fundId, address indexed asset, uint256 amount, uint256 debtUsd, uint256 activity);
+    /// @notice An investor queued a withdrawal.
+    event WithdrawalRequested(
+        uint256 indexed fundId, uint256 indexed requestId, address indexed owner, uint256 shares, uint256 claimableAt, uint256 activity
+    );
+    /// @notice A queued withdrawal was priced at a NAV published after its delay.
+    event WithdrawalPriced(uint256 indexed fundId, uint256 indexed requestId, uint256 shares, uint256 usd, uint256 activity);
+    /// @notice A priced withdrawal was paid out.
+    event WithdrawalSettled(
+        uint256 indexed fundId, uint256 indexed requestId, address indexed asset, uint256 amount, uint256 activity
+    );
+    /// @notice The withdrawal delay changed.
+    event WithdrawalDelaySet(uint48 delay);
+
+    // ------------------------------------------------------------------ setup
+
+    /// @param admin Account allowed to create funds, grant roles, pause and set the delay.
+    /// @param hub_ AnalyticsHub deployed for this vault (its `vault()` must be this contract).
+    /// @param withdrawalDelay_ Seconds between a withdrawal request and the NAV that prices it.
+    constructor(address admin, IAnalyticsHub hub_, uint48 withdrawalDelay_) {
+        // Both sides hold the other's address as an immutable, so recording a NAV costs no
+        // storage read; the hub is deployed first, at the vault's precomputed address.
+        if (hub_.vault() != address(this)) revert HubVaultMismatch(address(hub_), hub_.vault(), address(this));
+        hub = hub_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        withdrawalDelay = withdrawalDelay_;
+        emit WithdrawalDelaySet(withdrawalDelay_);
+    }
+
+    /// @notice Creates a fund managed by `manager`.
+    /// @return fundId The new fund's id (ids start at 1).
+    function createFund(address manager) external onlyRole(DEFAULT_ADMIN_ROLE) returns (uint256 fundId) {
+        if (manager == address(0)) revert ZeroManager();
+        fundId = ++fundCount;
+        _funds[fundId].manager = manager;
+        _nav[fundId].flags = _EXISTS;
+        emit FundCreated(fundId, manager);
+    }
+
+    /// @notice Hands a fund to another manager.
+    function setManager(uint256 fundId, address manager) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _requireFund(fundId);
+        if (manager == address(0)) revert ZeroManager();
+        _funds[fundId].manager = manager;
+        emit ManagerChanged(fundId, manager);
+    }
+
+    /// @notice Sets the withdrawal delay for requests made from now on.
+    function setWithdrawalDelay(uint48 delay) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        withdrawalDelay = delay;
+        emit WithdrawalDelaySet(delay);
+    }
+
+    /// @notice Stops deposits, trades and withdrawals (NAV publication goes on).
+    function pause() external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _pause();
+    }
+
+    /// @notice Resumes deposits, trades and withdrawals.
+    function unpause() external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _unpause();
+    }
+
+    // ------------------------------------------------------------------ NAV publication
+
+    /// @notice Publishes the NAV of one fund and records it in the hub.
+    /// @param fundId The fund.
+    /// @param nav NAV in USD with 18 decimals.
+    /// @param asOf Time the NAV was computed for; newer than the last one, not in the future.
+    /// @param flags FLAG_ESTIMATED when a cached price was used.
+    function updateNAV(uint256 fundId, uint256 nav, uint48 asOf, uint16 flags)
+        external
+        onlyRole(NAV_ENGINE_ROLE)
+    {
+        _applyNav(fundId, nav, asOf, flags);
+        hub.recordNAV(fundId, nav, asOf);
+    }
+
+    /// @notice Publishes the NAVs of many funds in one transaction, each recorded in the hub.
+    /// @dev All or nothing: one bad entry reverts the batch with that entry's error.
+    function updateNAVBatch(NavUpdate[] calldata updates) external onlyRole(NAV_ENGINE_ROLE) {
+        uint256 n = updates.length;
+        IAnalyticsHub.NavRecord[] memory records = new IAnalyticsHub.NavRecord[](n);
+        for (uint256 i; i < n; ++i) {
+            NavUpdate calldata u = updates[i];
+            _applyNav(u.fundId, u.nav, u.asOf, u.flags);
+            records[i] = IAnalyticsHub.NavRecord({fundId: u.fundId, nav: u.nav, timestamp: u.asOf});
+        }
+        hub.recordNAVBatch(records);
+    }
+
+    function _applyNav(uint256 fundId, uint256 nav, uint48 asOf, uint16 flags) private {
+        NavSlot memory last = _nav[fundId];
+        if (last.flags & _EXISTS == 0) revert UnknownFund(fundId);
+        if (flags & ~_PUBLIC_FLAGS != 0) revert UnknownFlags(fundId, flags);
+        if (nav > type(uint128).max) revert NavOutOfRange(fundId, nav);
+        if (asOf <= last.asOf) revert StaleAsOf(fundId, asOf, last.asOf);
+        if (asOf > block.timestamp) revert FutureAsOf(fundId, asOf, block.timestamp);
+        _nav[fundId] = NavSlot({nav: uint128(nav), asOf: asOf, round: last.round + 1, flags: flags | _EXISTS});
+        emit NAVUpdated(fundId, last.nav, nav, asOf);
+        // The last NAV never exceeds the mark, so only a rise can set a new one: a fall or a
+        // flat NAV skips the mark's cold read entirely.
+        if (nav > last.nav && nav > _highWaterMark[fundId]) {
+            _highWaterMark[fundId] = nav;
+            emit HighWaterMarkUpdated(fundId, nav);
+        }
+    }
+
+    // ------------------------------------------------------------------ fund activity
+
+    /// @notice Brings `amount` of `asset` into the fund and issues `shares` to `receiver`.
+    /// @dev The manager prices the subscription; the tokens come from the manager.
+    function deposit(uint256 fundId, address asset, uint256 amount, uint256 shares, address receiver)
+        external
+        whenNotPaused
+        nonReentrant
+    {
+        Fund storage f = _managed(fundId);
+        if (amount == 0) revert ZeroAmount();
+        IERC20(asset).safeTransferFrom(msg.sender, address(this), amount);
+        _credit(fundId, asset, amount);
+        f.totalShares = _u128(f.totalShares + shares);
+        _shares[fundId][receiver] += shares;
+        emit Deposited(fundId, asset, amount, receiver, shares, _bump(f));
+    }
+
+    /// @notice Exchanges `amountSold` of `assetSold` for `amountBought` of `assetBought`, with
+    ///         the manager as counterparty (the execution venue is off this contract).
+    function trade(uint256 fundId, address assetSold, uint256 amountSold, address assetBought, uint256 amountBought)
+        external
+        whenNotPaused
+        nonReentrant
+    {
+        Fund storage f = _managed(fundId);
+        if (amountSold == 0 || amountBought == 0) revert ZeroAmount();
+        _debit(fundId, assetSold, amountSold);
+        _credit(fundId, assetBought, amountBought);
+        IERC20(assetBought).safeTransferFrom(msg.sender, address(this), amountBought);
+        IERC20(assetSold).safeTransfer(msg.sender, amountSold);
+        emit Traded(fundId, assetSold, amountSold, assetBought, amountBought, _bump(f));
+    }
+
+    /// @notice Accrues `usd` (18 decimals) of fees as a liability of the fund.
+    function accrueFee(uint256 fundId, uint256 usd) external {
+        Fund storage f = _managed(fundId);
+        if (usd == 0) revert ZeroAmount();
+        f.pendingFees = _u128(f.pendingFees + usd);
+        emit FeeAccrued(fundId, usd, f.pendingFees, _bump(f));
+    }
+
+    /// @notice Pays `usd` of accrued fees to the manager as `amount` of `asset`.
+    function collectFee(uint256 fundId, address asset, uint256 amount, uint256 usd) external nonReentrant {
+        Fund storage f = _managed(fundId);
+        if (usd > f.pendingFees) revert LiabilityUnderflow(fundId, f.pendingFees, usd);
+        f.pendingFees -= uint128(usd);
+        _debit(fundId, asset, amount);
+        IERC20(asset).safeTransfer(msg.sender, amount);
+        emit FeeCollected(fundId, asset, amount, usd, _bump(f));
+    }
+
+    /// @notice Borrows `amount` of `asset` from the manager's credit line, owing `debtUsd`.
+    function borrow(uint256 fundId, address asset, uint256 amount, uint256 debtUsd) external nonReentrant {
+        Fund storage f = _managed(fundId);
+        if (amount == 0 || debtUsd == 0) revert ZeroAmount();
+        IERC20(asset).safeTransferFrom(msg.sender, address(this), amount);
+        _credit(fundId, asset, amount);
+        f.borrowed = _u128(f.borrowed + debtUsd);
+        emit Borrowed(fundId, asset, amount, debtUsd, _bump(f));
+    }
+
+    /// @notice Repays `debtUsd` of debt with `amount` of `asset`, sent to the manager.
+    function repay(uint256 fundId, address asset, uint256 amount, uint256 debtUsd) external nonReentrant {
+        Fund storage f = _managed(fundId);
+        if (debtUsd > f.borrowed) revert LiabilityUnderflow(fundId, f.borrowed, debtUsd);
+        f.borrowed -= uint128(debtUsd);
+        _debit(fundId, asset, amount);
+        IERC20(asset).safeTransfer(msg.sender, amount);
+        emit Repaid(fundId, asset, amount, debtUsd, _bump(f));
+    }
+
+    // ------------------------------------------------------------------ withdrawals
+
+    /// @notice Queues a withdrawal of `shares`; they are escrowed until the request is priced.
+    /// @return requestId Index of the request in the fund's queue.
+    function requestWithdrawal(uint256 fundId, uint256 shares) external whenNotPaused returns (uint256 requestId) {
+        Fund storage f = _fund(fundId);
+        if (shares == 0) revert ZeroAmount();
+        uint256 owned = _shares[fundId][msg.sender];
+        if (shares > owned) revert InsufficientShares(fundId, msg.sender, owned, shares);
+        _shares[fundId][msg.sender] = owned - shares;
+        f.queuedShares = _u128(f.queuedShares + shares);
+        uint48 claimableAt = uint48(block.timestamp) + withdrawalDelay;
+        requestId = _withdrawals[fundId].length;
+        _withdrawals[fundId].push(
+            WithdrawalRequest({
+                owner: msg.sender,
+                status: WithdrawalStatus.Queued,
+                requestedAt: uint48(block.timestamp),
+                claimableAt: claimableAt,
+                shares: uint128(shares),
+                usd: 0
+            })
+        );
+        emit WithdrawalRequested(fundId, requestId, msg.sender, shares, claimableAt, _bump(f));
+    }
+
+    /// @notice Prices a queued withdrawal at the fund's current NAV per share, once the delay
+    ///         has passed and a NAV as of that time or later has been published. Anyone may
+    ///         call it. The shares are burnt and the USD owed becomes a pending withdrawal.
+    /// @dev Rounds the USD owed down, in favour of the investors who stay.
+    function priceWithdrawal(uint256 fundId, uint256 requestId) external whenNotPaused returns (uint256 usd) {
+        Fund storage f = _fund(fundId);
+        WithdrawalRequest storage r = _request(fundId, requestId);
+        if (r.status != WithdrawalStatus.Queued) revert WrongWithdrawalStatus(fundId, requestId, r.status);
+        if (block.timestamp < r.claimableAt) revert WithdrawalNotClaimable(fundId, requestId, r.claimableAt);
+        NavSlot memory s = _nav[fundId];
+        if (s.asOf < r.claimableAt) revert WithdrawalAwaitsNav(fundId, requestId, r.claimableAt, s.asOf);
+        usd = (uint256(s.nav) * r.shares) / f.totalShares;
+        r.status = WithdrawalStatus.Priced;
+        r.usd = uint128(usd);
+        f.totalShares -= r.shares;
+        f.queuedShares -= r.shares;
+        f.pendingWithdrawals = _u128(f.pendingWithdrawals + usd);
+        emit WithdrawalPriced(fundId, requestId, r.shares, usd, _bump(f));
+    }
+
+    /// @notice Pays a priced withdrawal with `amount` of `asset` and clears its liability.
+    function settleWithdrawal(uint256 fundId, uint256 requestId, address asset, uint256 amount)
+        external
+        nonReentrant
+    {
+        Fund storage f = _managed(fundId);
+        WithdrawalRequest storage r = _request(fundId, requestId);
+        if (r.status != WithdrawalStatus.Priced) revert WrongWithdrawalStatus(fundId, requestId, r.status);
+        r.status = WithdrawalStatus.Settled;
+        f.pendingWithdrawals -= r.usd;
+        _debit(fundId, asset, amount);
+        IERC20(asset).safeTransfer(r.owner, amount);
+        emit WithdrawalSettled(fundId, requestId, asset, amount, _bump(f));
+    }
+
+    // ------------------------------------------------------------------ views (seed names)
+
+    /// @notice Every asset the fund has held and its current amount (token units).
+    function getAllHoldings(uint256 fundId) public view returns (address[] memory assets, uint256[] memory amounts) {
+        _requireFund(fundId);
+        assets = _assets[fundId];
+        amounts = new uint256[](assets.length);
+        for (uint256 i; i < assets.length; ++i) {
+            amounts[i] = _holdings[fundId][assets[i]];
+        }
+    }
+
+    /// @notice Fees accrued and not yet paid, 18-decimal USD.
+    function getPendingFees(uint256 fundId) external view returns (uint256) {
+        return _fund(fundId).pendingFees;
+    }
+
+    /// @notice Priced withdrawals not yet paid, 18-decimal USD.
+    function getPendingWithdrawals(uint256 fundId) external view returns (uint256) {
+        return _fund(fundId).pendingWithdrawals;
+    }
+
+    /// @notice Debt outstanding, 18-decimal USD.
+    function getBorrowed(uint256 fundId) external view returns (uint256) {
+        return _fund(fundId).borrowed;
+    }
+
+    /// @notice The fund's manager.
+    function managerOf(uint256 fundId) external view returns (address) {
+        return _fund(fundId).manager;
+    }
+
+    /// @notice Shares `investor` owns outright (escrowed shares excluded).
+    function sharesOf(uint256 fundId, address investor) external view returns (uint256) {
+        _requireFund(fundId);
+        return _shares[fundId][investor];
+    }
+
+    /// @notice The fund's activity counter (bumped by every trade, deposit, withdrawal step,
+    ///         fee and loan).
+    function activityOf(uint256 fundId) external view returns (uint256) {
+        return _fund(fundId).activity;
+    }
+
+    /// @notice Every withdrawal request of the fund, in order.
+    function getWithdrawalRequests(uint256 fundId) external view returns (WithdrawalRequest[] memory) {
+        _requireFund(fundId);
+        return _withdrawals[fundId];
+    }
+
+    /// @notice The fund's NAV state: NAV, as-of time, round, flags, high-water mark, NAV per share.
+    function navState(uint256 fundId) public view returns (NavView memory v) {
+        NavSlot memory s = _nav[fundId];
+        if (s.flags & _EXISTS == 0) revert UnknownFund(fundId);
+        uint256 shares = _funds[fundId].totalShares;
+        v.nav = s.nav;
+        v.asOf = s.asOf;
+        v.round = s.round;
+        v.flags = s.flags & _PUBLIC_FLAGS;
+        v.estimated = s.flags & FLAG_ESTIMATED != 0;
+        v.highWaterMark = _highWaterMark[fundId];
+        v.totalShares = shares;
+        v.navPerShare = shares == 0 ? 0 : (uint256(s.nav) * SHARE_PRICE_SCALE) / shares; // rounds down
+    }
+
+    /// @inheritdoc IFundNavSource
+    function latestNAV(uint256 fundId) external view returns (uint256 nav, uint256 asOf, uint256 round) {
+        NavSlot memory s = _nav[fundId];
+        if (s.flags & _EXISTS == 0) revert UnknownFund(fundId);
+        return (s.nav, s.asOf, s.round);
+    }
+
+    /// @notice Everything the NAV engine needs for many funds in one call.
+    function getFundSnapshots(uint256[] calldata fundIds) external view returns (FundSnapshot[] memory snaps) {
+        snaps = new FundSnapshot[](fundIds.length);
+        for (uint256 i; i < fundIds.length; ++i) {
+            snaps[i] = _snapshot(fundIds[i]);
+        }
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _snapshot(uint256 fundId) private view returns (FundSnapshot memory s) {
+        Fund storage f = _fund(fundId);
+        NavSlot memory n = _nav[fundId];
+        s.fundId = fundId;
+        s.manager = f.manager;
+        (s.assets, s.amounts) = getAllHoldings(fundId);
+        s.decimals = new uint8[](s.assets.length);
+        for (uint256 i; i < s.assets.length; ++i) {
+            s.decimals[i] = _assetInfo[s.assets[i]].decimals;
+        }
+        s.pendingFees = f.pendingFees;
+        s.pendingWithdrawals = f.pendingWithdrawals;
+        s.borrowed = f.borrowed;
+        s.totalShares = f.totalShares;
+        s.queuedShares = f.queuedShares;
+        s.activity = f.activity;
+        s.nav = n.nav;
+        s.asOf = n.asOf;
+        s.round = n.round;
+        s.flags = n.flags & _PUBLIC_FLAGS;
+        s.highWaterMark = _highWaterMark[fundId];
+    }
+
+    function _bump(Fund storage f) private returns (uint256) {
+        return ++f.activity;
+    }
+
+    function _requireFund(uint256 fundId) private view {
+        if (_nav[fundId].flags & _EXISTS == 0) revert UnknownFund(fundId);
+    }
+
+    function _fund(uint256 fundId) private view returns (Fund storage) {
+        _requireFund(fundId);
+        return _funds[fundId];
+    }
+
+    function _managed(uint256 fundId) private view returns (Fund storage f) {
+        f = _fund(fundId);
+        if (msg.sender != f.manager) revert NotFundManager(fundId, msg.sender, f.manager);
+    }
+
+    function _request(uint256 fundId, uint256 requestId) private view returns (WithdrawalRequest storage) {
+        if (requestId >= _withdrawals[fundId].length) revert UnknownWithdrawal(fundId, requestId);
+        return _withdrawals[fundId][requestId];
+    }
+
+    function _credit(uint256 fundId, address asset, uint256 amount) private {
+        if (!_assetInfo[asset].known) {
+            // Read once and cached: the engine needs decimals for every holding every cycle.
+            try IERC20Metadata(asset).decimals() returns (uint8 d) {
+                if (d > 36) revert UnsupportedAsset(asset);
+                _assetInfo[asset] = AssetInfo({known: true, decimals: d});
+            } catch {
+                revert UnsupportedAsset(asset);
+            }
+        }
+        mapping(address => uint256) storage held = _holdings[fundId];
+        if (held[asset] == 0 && !_listed(fundId, asset)) {
+            if (_assets[fundId].length >= MAX_ASSETS_PER_FUND) revert TooManyAssets(fundId, MAX_ASSETS_PER_FUND);
+            _assets[fundId].push(asset);
+        }
+        held[asset] += amount;
+    }
+
+    function _debit(uint256 fundId, address asset, uint256 amount) private {
+        uint256 held = _holdings[fundId][asset];
+        if (amount > held) revert InsufficientHoldings(fundId, asset, held, amount);
+        _holdings[fundId][asset] = held - amount;
+    }
+
+    /// @dev Linear scan, bounded by MAX_ASSETS_PER_FUND; only on the first credit of an asset
+    ///      since its balance was last zero.
+    function _listed(uint256 fundId, address asset) private view returns (bool) {
+        address[] storage list = _assets[fundId];
+        for (uint256 i; i < list.length; ++i) {
+            if (list[i] == asset) return true;
+        }
+        return false;
+    }
+
+    function _u128(uint256 v) private pure returns (uint128) {
+        if (v > type(uint128).max) revert AmountOutOfRange(v);
+        return uint128(v);
+    }
+}

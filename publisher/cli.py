@@ -1,0 +1,144 @@
+"""`navpub`: the command line. Every deliberate error prints one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from publisher._exceptions import NavPubError
+from publisher.chain import connect, contract_at
+from publisher.config import Settings, load_settings
+from publisher.deploy import deploy_core, deploy_demo
+from publisher.deployment import load_deployment
+from publisher.keys import load_account
+from publisher.localchain import running_anvil, start_detached, stop_detached
+from publisher.snapshot import read_snapshot
+from publisher.status import render_status, status_model
+
+app = typer.Typer(
+    help="NAV oracle publisher: compute, guard and publish fund NAVs on-chain.", no_args_is_help=True
+)
+chain_app = typer.Typer(help="The local anvil chain described by anvil.env.", no_args_is_help=True)
+app.add_typer(chain_app, name="chain")
+
+out = Console()
+err = Console(stderr=True)
+
+
+@app.command()
+def deploy(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Also deploy mock tokens, feeds and three demo funds")
+    ] = False,
+    engine: Annotated[
+        str | None, typer.Option(help="Address granted the NAV engine role (default: the signing key's)")
+    ] = None,
+) -> None:
+    """Deploy the contracts to the configured RPC and write deployment.json."""
+    settings = load_settings()
+    _deploy(settings, demo=demo, engine=engine)
+
+
+def _deploy(settings: Settings, *, demo: bool, engine: str | None) -> None:
+    w3 = connect(settings)
+    account = load_account(settings)
+    target = engine or account.address
+    run = deploy_demo if demo else deploy_core
+    with out.status("deploying..."):
+        deployment = run(w3, settings, account, target, progress=lambda line: out.print(f"  {line}"))
+    out.print(f"[green]deployed[/] on chain {deployment.chain_id}; wrote {settings.deployment_path}")
+
+
+@app.command()
+def status(
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    fund: Annotated[list[int] | None, typer.Option(help="Only these fund ids (repeatable)")] = None,
+) -> None:
+    """Print every fund's on-chain state: holdings, liabilities, last NAV, asOf, HWM."""
+    settings = load_settings()
+    _status(settings, as_json=json, fund_ids=fund)
+
+
+def _status(settings: Settings, *, as_json: bool, fund_ids: list[int] | None = None) -> None:
+    w3 = connect(settings)
+    deployment = load_deployment(settings, w3)
+    vault = contract_at(w3, "FundVault", deployment.vault)
+    count = vault.functions.fundCount().call()
+    for fid in fund_ids or []:
+        if not 1 <= fid <= count:
+            raise NavPubError(f"--fund {fid}: no such fund (this vault has funds 1 to {count})")
+    snap = read_snapshot(w3, vault, fund_ids)
+    if as_json:
+        sys.stdout.write(status_model(deployment, snap).model_dump_json(indent=2) + "\n")
+    else:
+        render_status(out, deployment, snap)
+
+
+@app.command()
+def demo(
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="Leave anvil running in the background afterwards")
+    ] = False,
+) -> None:
+    """Start a local anvil, deploy everything with demo funds, and print their state."""
+    settings = load_settings()
+    local = settings.anvil()
+    if local is None:
+        raise NavPubError("the demo needs anvil.env (run it from the repository)")
+    settings = load_settings(rpc_url=local.rpc_url, chain_id=local.chain_id)
+    out.print(f"[bold]local chain[/] {local.rpc_url} (chain id {local.chain_id})")
+    if keep_running:
+        start_detached(local, settings.state_dir)
+        _deploy(settings, demo=True, engine=None)
+        _status(settings, as_json=False)
+        out.print(f"anvil keeps running at {local.rpc_url}; stop it with `navpub chain stop`")
+        return
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with running_anvil(local, log_path=settings.state_dir / "anvil.log"):
+        _deploy(settings, demo=True, engine=None)
+        _status(settings, as_json=False)
+    out.print("anvil stopped (use --keep-running to keep it)")
+
+
+@chain_app.command("start")
+def chain_start() -> None:
+    """Start anvil in the background with anvil.env's settings."""
+    settings = load_settings()
+    local = settings.anvil()
+    if local is None:
+        raise NavPubError("no anvil.env found (set NAVPUB_ANVIL_ENV)")
+    node = start_detached(local, settings.state_dir)
+    out.print(f"anvil running at {local.rpc_url} (pid {node.process.pid}, log {node.log_path})")
+
+
+@chain_app.command("stop")
+def chain_stop() -> None:
+    """Stop the anvil started by `navpub chain start`."""
+    settings = load_settings()
+    if stop_detached(settings.state_dir):
+        out.print("anvil stopped")
+    else:
+        out.print("no anvil was running from this state directory")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: runs the app, turning NavPubError into one readable line."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except NavPubError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    except typer.Abort:
+        err.print("aborted")
+        return 130
+    except Exception as exc:  # click usage errors carry their own exit code and message
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0

@@ -1,0 +1,132 @@
+"""The one settings object: environment (``NAVPUB_*``), a ``.env`` file, and anvil.env defaults.
+
+Precedence, highest first: environment variables, ``.env`` in the working directory, then
+for the RPC URL and chain id only, the local chain described by anvil.env. Every threshold
+the engine uses lives here, each with the reason for its default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, Field, SecretStr, TypeAdapter, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from publisher._exceptions import ConfigError
+from publisher.localchain import AnvilConfig, find_anvil_env, load_anvil_config
+
+ENV_PREFIX = "NAVPUB_"
+DEPLOYMENT_FILE = "deployment.json"
+
+_URL = TypeAdapter(AnyHttpUrl)
+
+
+class Settings(BaseSettings):
+    """Every setting of the publisher. Read with :func:`load_settings`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # -- chain -------------------------------------------------------------------------
+    rpc_url: str | None = Field(None, description="JSON-RPC endpoint; default: the anvil.env chain")
+    chain_id: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="Chain id the RPC must report; default: anvil.env's"
+    )
+    anvil_env: Path | None = Field(
+        None, description="anvil.env to take local defaults from; default: ./anvil.env, then the repo's"
+    )
+    state_dir: Path = Field(Path("state"), description="Directory of deployment.json and the store")
+
+    # -- signing key (never logged) ----------------------------------------------------
+    private_key: SecretStr | None = Field(None, description="Hex private key of the NAV engine")
+    keystore: Path | None = Field(None, description="Encrypted JSON keystore of the NAV engine")
+    keystore_password: SecretStr | None = Field(None, description="Password of the keystore")
+    keystore_password_file: Path | None = Field(None, description="File holding the keystore password")
+
+    # -- RPC behaviour -----------------------------------------------------------------
+    # 10 s: long enough for a loaded public RPC, short enough that a dead one is noticed
+    # well inside a 15-minute high-volatility cadence.
+    rpc_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+
+    # -- deploy ------------------------------------------------------------------------
+    # One hour between a withdrawal request and the NAV that prices it: one standard
+    # publication cycle, so a NAV inflated before the request can never price it
+    # (seed nav-update-process.md, "NAV Inflation Before Withdrawal").
+    withdrawal_delay_s: Annotated[int, Field(ge=0)] = 3600
+
+    # -- engine thresholds (DESIGN.md "Default thresholds") ------------------------------
+    # Seed: "Price confidence < 50%" is an oracle failure.
+    min_confidence: Annotated[int, Field(ge=0, le=100)] = 50
+    # Seed: "deviation > 10%" marks a manipulated or broken source.
+    max_deviation_bps: Annotated[int, Field(gt=0, lt=10_000)] = 1000
+    # Seed: "Use cached price (max 1 hour old)"; beyond that the fund cannot be valued.
+    cache_max_age_s: Annotated[int, Field(gt=0)] = 3600
+    # Seed: "NAV suddenly changes > 30% without trades" is held for a person.
+    jump_threshold_bps: Annotated[int, Field(gt=0)] = 3000
+    # Seed: "May skip update (non-critical if < 1% change)".
+    skip_change_bps: Annotated[int, Field(ge=0)] = 100
+    # Seed: "Retry 3 times with exponential backoff".
+    publish_attempts: Annotated[int, Field(ge=1)] = 3
+    # Seed "Frequency": standard hourly, every 15 minutes in high volatility.
+    cadence_s: Annotated[int, Field(gt=0)] = 3600
+    high_volatility_cadence_s: Annotated[int, Field(gt=0)] = 900
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _check_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            _URL.validate_python(v)
+        return v
+
+    # -- derived -----------------------------------------------------------------------
+
+    @property
+    def deployment_path(self) -> Path:
+        """Where ``navpub deploy`` writes and every other command reads the deployment."""
+        return self.state_dir / DEPLOYMENT_FILE
+
+    def anvil(self) -> AnvilConfig | None:
+        """The local chain's settings, or None when no anvil.env is found."""
+        path = self.anvil_env or find_anvil_env()
+        return load_anvil_config(path) if path is not None else None
+
+    def resolved_rpc_url(self) -> str:
+        """The RPC URL, defaulting to the local anvil chain."""
+        if self.rpc_url:
+            return self.rpc_url
+        local = self.anvil()
+        if local is None:
+            raise ConfigError(f"{ENV_PREFIX}RPC_URL", "is not set and there is no anvil.env to default to")
+        return local.rpc_url
+
+    def resolved_chain_id(self) -> int:
+        """The expected chain id, defaulting to the local anvil chain's."""
+        if self.chain_id is not None:
+            return self.chain_id
+        local = self.anvil()
+        if local is None:
+            raise ConfigError(f"{ENV_PREFIX}CHAIN_ID", "is not set and there is no anvil.env to default to")
+        return local.chain_id
+
+    def is_local_chain(self) -> bool:
+        """True when the configured chain id is the anvil.env one (dev keys allowed)."""
+        local = self.anvil()
+        return local is not None and self.resolved_chain_id() == local.chain_id
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Reads the settings; a bad value raises ConfigError naming its environment variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "settings"
+        value = err.get("input")
+        shown = "" if _is_secret(field) or not isinstance(value, str | int | float) else f" (got {value!r})"
+        raise ConfigError(f"{ENV_PREFIX}{field.upper()}", f"{err['msg']}{shown}") from None
+
+
+def _is_secret(field: str) -> bool:
+    return field in {"private_key", "keystore_password"}

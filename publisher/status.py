@@ -1,0 +1,154 @@
+"""`navpub status`: every fund's on-chain state, for people (tables) and tools (JSON).
+
+JSON money values are decimal strings with the raw integer beside them, never floats.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from publisher.deployment import Deployment
+from publisher.money import USD_DECIMALS, fmt_usd, units_to_decimal, usd_str
+from publisher.snapshot import ChainSnapshot, FundSnapshot
+
+
+class Amount(BaseModel):
+    """An exact amount: decimal string plus the raw integer and its decimals."""
+
+    value: str
+    raw: str
+    decimals: int
+
+    @classmethod
+    def of(cls, raw: int, decimals: int = USD_DECIMALS) -> Amount:
+        return cls(value=str(units_to_decimal(raw, decimals)), raw=str(raw), decimals=decimals)
+
+
+class HoldingOut(BaseModel):
+    asset: str
+    symbol: str | None
+    amount: Amount
+
+
+class NavOut(BaseModel):
+    published: bool
+    nav_usd: Amount
+    as_of: int
+    round: int
+    estimated: bool
+    high_water_mark_usd: Amount
+    nav_per_share_usd: Amount | None
+
+
+class FundOut(BaseModel):
+    fund_id: int
+    name: str | None
+    manager: str
+    holdings: list[HoldingOut]
+    pending_fees_usd: Amount
+    pending_withdrawals_usd: Amount
+    borrowed_usd: Amount
+    liabilities_usd: Amount
+    total_shares: Amount
+    queued_withdrawal_shares: Amount
+    activity: int
+    nav: NavOut
+
+
+class StatusOut(BaseModel):
+    chain_id: int
+    block_number: int
+    block_timestamp: int
+    vault: str
+    funds: list[FundOut]
+
+
+def nav_per_share(f: FundSnapshot) -> int | None:
+    """NAV per share, 18 decimals, rounded down (as the vault computes it)."""
+    return None if f.total_shares == 0 else f.nav.nav * 10**18 // f.total_shares
+
+
+def status_model(deployment: Deployment, snap: ChainSnapshot) -> StatusOut:
+    names = {f.fund_id: f.name for f in deployment.funds}
+    funds = []
+    for f in snap.funds:
+        nps = nav_per_share(f)
+        funds.append(
+            FundOut(
+                fund_id=f.fund_id,
+                name=names.get(f.fund_id),
+                manager=f.manager,
+                holdings=[
+                    HoldingOut(
+                        asset=h.asset,
+                        symbol=deployment.symbol_of(h.asset),
+                        amount=Amount.of(h.amount, h.decimals),
+                    )
+                    for h in f.holdings
+                ],
+                pending_fees_usd=Amount.of(f.pending_fees),
+                pending_withdrawals_usd=Amount.of(f.pending_withdrawals),
+                borrowed_usd=Amount.of(f.borrowed),
+                liabilities_usd=Amount.of(f.liabilities),
+                total_shares=Amount.of(f.total_shares),
+                queued_withdrawal_shares=Amount.of(f.queued_shares),
+                activity=f.activity,
+                nav=NavOut(
+                    published=f.nav.published,
+                    nav_usd=Amount.of(f.nav.nav),
+                    as_of=f.nav.as_of,
+                    round=f.nav.round,
+                    estimated=f.nav.estimated,
+                    high_water_mark_usd=Amount.of(f.nav.high_water_mark),
+                    nav_per_share_usd=None if nps is None else Amount.of(nps),
+                ),
+            )
+        )
+    return StatusOut(
+        chain_id=deployment.chain_id,
+        block_number=snap.block_number,
+        block_timestamp=snap.block_timestamp,
+        vault=deployment.vault,
+        funds=funds,
+    )
+
+
+def render_status(console: Console, deployment: Deployment, snap: ChainSnapshot) -> None:
+    """Prints one panel per fund: holdings, liabilities and the last published NAV."""
+    console.print(
+        f"[bold]chain {deployment.chain_id}[/] block {snap.block_number}  vault {deployment.vault}  "
+        f"{len(snap.funds)} fund(s)"
+    )
+    names = {f.fund_id: f.name for f in deployment.funds}
+    for f in snap.funds:
+        console.print(f"[bold]Fund {f.fund_id}[/] {names.get(f.fund_id, '')}".rstrip())
+        table = Table(box=box.SIMPLE, pad_edge=False)
+        table.add_column("asset")
+        table.add_column("amount", justify="right")
+        for h in f.holdings:
+            table.add_row(
+                deployment.symbol_of(h.asset) or h.asset, f"{units_to_decimal(h.amount, h.decimals):,}"
+            )
+        console.print(table)
+        console.print(
+            f"  liabilities {fmt_usd(f.liabilities)} = fees {fmt_usd(f.pending_fees)} + withdrawals "
+            f"{fmt_usd(f.pending_withdrawals)} + borrowed {fmt_usd(f.borrowed)}"
+        )
+        console.print(
+            f"  shares {units_to_decimal(f.total_shares, 18):,} (queued for withdrawal "
+            f"{units_to_decimal(f.queued_shares, 18):,})  activity #{f.activity}"
+        )
+        if f.nav.published:
+            flag = " [yellow](estimated)[/]" if f.nav.estimated else ""
+            nps = nav_per_share(f)
+            per_share = "" if nps is None else f"  per share ${usd_str(nps)}"
+            console.print(
+                f"  NAV {fmt_usd(f.nav.nav)}{flag} as of {f.nav.as_of} (round {f.nav.round})  "
+                f"HWM {fmt_usd(f.nav.high_water_mark)}{per_share}"
+            )
+        else:
+            console.print("  NAV [dim]not published yet[/]")
+        console.print()
