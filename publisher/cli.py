@@ -14,7 +14,7 @@ from publisher.config import Settings, load_settings
 from publisher.deploy import deploy_core, deploy_demo
 from publisher.deployment import load_deployment
 from publisher.keys import load_account
-from publisher.localchain import running_anvil, start_detached, stop_detached
+from publisher.localchain import AnvilConfig, running_anvil, start_detached, stop_detached
 from publisher.snapshot import read_snapshot
 from publisher.status import render_status, status_model
 
@@ -85,9 +85,7 @@ def demo(
 ) -> None:
     """Start a local anvil, deploy everything with demo funds, and print their state."""
     settings = load_settings()
-    local = settings.anvil()
-    if local is None:
-        raise NavPubError("the demo needs anvil.env (run it from the repository)")
+    local = _local_chain(settings)
     settings = load_settings(rpc_url=local.rpc_url, chain_id=local.chain_id)
     out.print(f"[bold]local chain[/] {local.rpc_url} (chain id {local.chain_id})")
     if keep_running:
@@ -103,13 +101,18 @@ def demo(
     out.print("anvil stopped (use --keep-running to keep it)")
 
 
+def _local_chain(settings: Settings) -> AnvilConfig:
+    local = settings.anvil()
+    if local is None:
+        raise NavPubError("no anvil.env found: run from the repository or set NAVPUB_ANVIL_ENV")
+    return local
+
+
 @chain_app.command("start")
 def chain_start() -> None:
     """Start anvil in the background with anvil.env's settings."""
     settings = load_settings()
-    local = settings.anvil()
-    if local is None:
-        raise NavPubError("no anvil.env found (set NAVPUB_ANVIL_ENV)")
+    local = _local_chain(settings)
     node = start_detached(local, settings.state_dir)
     out.print(f"anvil running at {local.rpc_url} (pid {node.process.pid}, log {node.log_path})")
 
@@ -118,7 +121,8 @@ def chain_start() -> None:
 def chain_stop() -> None:
     """Stop the anvil started by `navpub chain start`."""
     settings = load_settings()
-    if stop_detached(settings.state_dir):
+    local = _local_chain(settings)
+    if stop_detached(local, settings.state_dir):
         out.print("anvil stopped")
     else:
         out.print("no anvil was running from this state directory")
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except NavPubError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
     except typer.Abort:
         err.print("aborted")

@@ -190,7 +190,7 @@ def start_detached(config: AnvilConfig, state_dir: Path) -> AnvilNode:
     return node
 
 
-def stop_detached(state_dir: Path) -> bool:
+def stop_detached(config: AnvilConfig, state_dir: Path) -> bool:
     """Stops the anvil started by :func:`start_detached`; False if none was running."""
     path = pid_file(state_dir)
     if not path.exists():
@@ -202,4 +202,8 @@ def stop_detached(state_dir: Path) -> bool:
         path.unlink(missing_ok=True)
         return False
     path.unlink(missing_ok=True)
+    # Return once the port is free, so a `chain start` right after cannot collide with it.
+    deadline = time.monotonic() + 5
+    while is_answering(config.rpc_url, timeout_s=0.2) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return True
