@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from web3 import Web3
 
 from publisher._exceptions import NavPubError
 from publisher.chain import connect, contract_at
@@ -45,6 +46,8 @@ def deploy(
 def _deploy(settings: Settings, *, demo: bool, engine: str | None) -> None:
     w3 = connect(settings)
     account = load_account(settings)
+    if engine is not None and not Web3.is_address(engine):
+        raise NavPubError(f"--engine: {engine!r} is not an address (0x followed by 40 hex digits)")
     target = engine or account.address
     run = deploy_demo if demo else deploy_core
     with out.status("deploying..."):

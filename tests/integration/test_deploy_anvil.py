@@ -127,3 +127,25 @@ def test_missing_or_malformed_deployment(env: Path, monkeypatch: pytest.MonkeyPa
     (tmp_path / "deployment.json").write_text('{"chain_id": 31337}')
     with pytest.raises(DeploymentError, match="not a valid deployment file"):
         load_deployment(load_settings())
+
+
+def test_deploy_grants_the_engine_role_to_another_address(
+    env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = load_settings()
+    engine = settings.anvil().dev_addresses()[5]
+    monkeypatch.setenv("NAVPUB_STATE_DIR", str(tmp_path))
+    assert main(["deploy", "--engine", engine]) == 0
+    settings = load_settings()
+    w3 = connect(settings)
+    d = load_deployment(settings, w3)
+    assert d.nav_engine == engine and d.tokens == {} and d.funds == []
+    vault = contract_at(w3, "FundVault", d.vault)
+    assert vault.functions.hasRole(NAV_ENGINE_ROLE, engine).call()
+    assert not vault.functions.hasRole(NAV_ENGINE_ROLE, d.deployer).call()
+    assert vault.functions.hasRole(b"\x00" * 32, d.deployer).call()  # the deployer stays admin
+
+
+def test_deploy_refuses_a_malformed_engine_address(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["deploy", "--engine", "0x1234"]) == 2
+    assert "--engine: '0x1234' is not an address" in capsys.readouterr().err
