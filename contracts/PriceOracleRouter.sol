@@ -49,6 +49,11 @@ contract PriceOracleRouter is AccessControl {
     /// @notice More sources than this per asset would make `getPrice` too costly to call.
     uint256 public constant MAX_SOURCES = 16;
 
+    /// @notice `getPrices` status codes.
+    uint8 public constant PRICE_OK = 0;
+    uint8 public constant PRICE_UNKNOWN_ASSET = 1;
+    uint8 public constant PRICE_NO_FRESH_SOURCE = 2;
+
     /// @notice A source farther than this from the first median is dropped (10 %, DESIGN.md).
     uint16 public maxDeviationBps;
     /// @notice Below this confidence `getPriceChecked` refuses to answer (50, DESIGN.md).
@@ -120,15 +125,8 @@ contract PriceOracleRouter is AccessControl {
     /// @dev Reverts UnknownAsset when nothing is configured and NoFreshPrice when no source
     ///      is valid; a low confidence is returned, not refused (see `getPriceChecked`).
     function getPrice(address asset) public view returns (uint256 price, uint256 confidence) {
-        Source[] storage list = _sources[asset];
-        uint256 n = list.length;
+        (uint256[] memory valid, uint256 count, uint256 n) = _validPrices(asset);
         if (n == 0) revert UnknownAsset(asset);
-        uint256[] memory valid = new uint256[](n);
-        uint256 count;
-        for (uint256 i; i < n; ++i) {
-            (bool ok, uint256 p) = _validPrice(list[i]);
-            if (ok) valid[count++] = p;
-        }
         if (count == 0) revert NoFreshPrice(asset, n);
         return _aggregate(valid, count, n);
     }
@@ -137,6 +135,29 @@ contract PriceOracleRouter is AccessControl {
     function getPriceChecked(address asset) external view returns (uint256 price, uint256 confidence) {
         (price, confidence) = getPrice(asset);
         if (confidence < minConfidence) revert LowConfidence(asset, confidence, minConfidence);
+    }
+
+    /// @notice `getPrice` for many assets in one call, without reverting: `status` is
+    ///         0 for a price, 1 for an asset with no sources, 2 when no source is fresh.
+    function getPrices(address[] calldata assets)
+        external
+        view
+        returns (uint256[] memory prices, uint256[] memory confidences, uint8[] memory status)
+    {
+        uint256 n = assets.length;
+        prices = new uint256[](n);
+        confidences = new uint256[](n);
+        status = new uint8[](n);
+        for (uint256 i; i < n; ++i) {
+            (uint256[] memory valid, uint256 count, uint256 m) = _validPrices(assets[i]);
+            if (m == 0) {
+                status[i] = PRICE_UNKNOWN_ASSET;
+            } else if (count == 0) {
+                status[i] = PRICE_NO_FRESH_SOURCE;
+            } else {
+                (prices[i], confidences[i]) = _aggregate(valid, count, m);
+            }
+        }
     }
 
     /// @notice Every source's raw answer for `asset`, whether valid or not.
@@ -194,6 +215,17 @@ contract PriceOracleRouter is AccessControl {
             d.updatedAt = updatedAt;
             d.answeredInRound = answeredInRound;
         } catch {}
+    }
+
+    /// @dev The valid prices of `asset`'s sources (first `count` entries) and how many it has.
+    function _validPrices(address asset) private view returns (uint256[] memory valid, uint256 count, uint256 n) {
+        Source[] storage list = _sources[asset];
+        n = list.length;
+        valid = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            (bool ok, uint256 p) = _validPrice(list[i]);
+            if (ok) valid[count++] = p;
+        }
     }
 
     function _validPrice(Source memory s) private view returns (bool, uint256) {

@@ -18,7 +18,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError, Web3RPCError
-from web3.types import TxReceipt
+from web3.types import TxParams, TxReceipt
 
 from publisher._exceptions import ChainError, NoCode, RpcUnreachable, TransactionFailed, WrongChain
 from publisher.artifacts import ARTIFACTS_DIR, load_artifact
@@ -27,6 +27,10 @@ from publisher.config import ENV_PREFIX, Settings
 # A deploy or demo transaction on a healthy node is mined in one block; two minutes covers
 # a public testnet's slow blocks without leaving a stuck command hanging forever.
 RECEIPT_TIMEOUT_S = 120
+# An estimate is the least gas that succeeded in a simulation; state can differ by the time
+# the transaction runs (a slot another transaction dirtied, a refund that no longer applies)
+# and a transaction sent with exactly the estimate then runs out of gas. 25 % is ample.
+GAS_MARGIN_PCT = 125
 
 _PANIC_REASONS = {
     0x01: "assert failed",
@@ -159,9 +163,12 @@ def send(
     The gas estimate doubles as a dry run: a revert surfaces there, named, before any fee is paid.
     """
     try:
-        tx = call.build_transaction(
-            {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending")}
-        )
+        base: TxParams = {
+            "from": account.address,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+        }
+        estimate = call.estimate_gas(base)
+        tx = call.build_transaction({**base, "gas": estimate * GAS_MARGIN_PCT // 100})
     except (ContractLogicError, Web3RPCError) as exc:
         raise _failed(what, exc) from None
     signed = account.sign_transaction(tx)

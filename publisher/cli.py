@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import sys
+import time
+from json import dumps
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from web3 import Web3
+from web3.contract import Contract
 
 from publisher._exceptions import NavPubError
 from publisher.chain import connect, contract_at
 from publisher.config import Settings, load_settings
 from publisher.deploy import deploy_core, deploy_demo
 from publisher.deployment import load_deployment
+from publisher.engine import NavEngine
 from publisher.keys import load_account
 from publisher.localchain import AnvilConfig, running_anvil, start_detached, stop_detached
+from publisher.money import fmt_usd
+from publisher.output import nav_model, price_model, render_nav, render_price
 from publisher.snapshot import read_snapshot
 from publisher.status import render_status, status_model
+from publisher.store import Store
 
 app = typer.Typer(
     help="NAV oracle publisher: compute, guard and publish fund NAVs on-chain.", no_args_is_help=True
@@ -69,10 +76,7 @@ def _status(settings: Settings, *, as_json: bool, fund_ids: list[int] | None = N
     w3 = connect(settings)
     deployment = load_deployment(settings, w3)
     vault = contract_at(w3, "FundVault", deployment.vault)
-    count = vault.functions.fundCount().call()
-    for fid in fund_ids or []:
-        if not 1 <= fid <= count:
-            raise NavPubError(f"--fund {fid}: no such fund (this vault has funds 1 to {count})")
+    _check_funds(vault, fund_ids or [])
     snap = read_snapshot(w3, vault, fund_ids)
     if as_json:
         sys.stdout.write(status_model(deployment, snap).model_dump_json(indent=2) + "\n")
@@ -102,6 +106,61 @@ def demo(
         _deploy(settings, demo=True, engine=None)
         _status(settings, as_json=False)
     out.print("anvil stopped (use --keep-running to keep it)")
+
+
+@app.command()
+def price(
+    asset: Annotated[str, typer.Argument(help="Asset symbol (BTC) or FX rate (FX:ZAR)")],
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Show every source's quote for ASSET, the dropped ones and why, the median and the confidence."""
+    engine = NavEngine.from_settings(load_settings())
+    agg, resolved = engine.price(asset)
+    if json:
+        sys.stdout.write(price_model(agg, resolved).model_dump_json(indent=2) + "\n")
+    else:
+        render_price(out, agg, resolved)
+
+
+@app.command()
+def nav(
+    fund: Annotated[list[int], typer.Option(help="Fund id (repeatable)")],
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    emergency: Annotated[bool, typer.Option(help="Decide as an emergency trigger would")] = False,
+) -> None:
+    """Compute a fund's NAV with its full breakdown and the decision, without publishing or recording."""
+    engine = NavEngine.from_settings(load_settings())
+    _check_funds(engine.vault, fund)
+    cycle = engine.run(fund, "emergency" if emergency else "manual", persist=False)
+    if json:
+        payload = [nav_model(cycle, f).model_dump(mode="json") for f in cycle.funds]
+        sys.stdout.write(dumps(payload, indent=2) + "\n")
+    else:
+        for f in cycle.funds:
+            render_nav(out, cycle, f)
+
+
+@app.command()
+def approve(
+    fund: Annotated[int, typer.Option(help="Fund id whose held NAV to approve")],
+    by: Annotated[str, typer.Option(help="Who approves (recorded with the report)")] = "operator",
+) -> None:
+    """Approve a fund's held NAV (a jump with no activity): it becomes pending, to be published."""
+    settings = load_settings()
+    store = Store.open(settings.store_url)
+    report = store.approve(fund, by, int(time.time()))
+    out.print(
+        f"approved report {report.id} of fund {fund}: NAV {fmt_usd(report.nav or 0)} ({report.reason}); "
+        "it is published by the next publish cycle",
+        soft_wrap=True,
+    )
+
+
+def _check_funds(vault: Contract, fund_ids: list[int]) -> None:
+    count = vault.functions.fundCount().call()
+    for fid in fund_ids:
+        if not 1 <= fid <= count:
+            raise NavPubError(f"--fund {fid}: no such fund (this vault has funds 1 to {count})")
 
 
 def _local_chain(settings: Settings) -> AnvilConfig:

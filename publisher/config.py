@@ -8,7 +8,7 @@ the engine uses lives here, each with the reason for its default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +45,16 @@ class Settings(BaseSettings):
     keystore_password: SecretStr | None = Field(None, description="Password of the keystore")
     keystore_password_file: Path | None = Field(None, description="File holding the keystore password")
 
+    sources_file: Path | None = Field(
+        None, description="TOML file of HTTP price sources, haircuts, FX and off-exchange accounts"
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the store; default: SQLite in state_dir"
+    )
+    # "wall": the machine's clock (production). "chain": the latest block's time, for local
+    # chains whose time is moved by evm_increaseTime (demo, tests).
+    clock: Literal["wall", "chain"] = "wall"
+
     # -- RPC behaviour -----------------------------------------------------------------
     # 10 s: long enough for a loaded public RPC, short enough that a dead one is noticed
     # well inside a 15-minute high-volatility cadence.
@@ -72,6 +82,15 @@ class Settings(BaseSettings):
     # Seed "Frequency": standard hourly, every 15 minutes in high volatility.
     cadence_s: Annotated[int, Field(gt=0)] = 3600
     high_volatility_cadence_s: Annotated[int, Field(gt=0)] = 900
+    # Seed: "Trigger circuit breaker if persists": three cycles is three hours at the
+    # standard cadence, long enough to ride out one flaky source, short enough to stop
+    # publishing estimates before a trading day passes on cached prices.
+    breaker_after: Annotated[int, Field(ge=1)] = 3
+    # After an outage the last NAV is an old baseline: past 6 h (six standard cycles) the
+    # jump guard allows 5 % per hour elapsed instead of a flat 30 %, so a fund is not locked
+    # forever by a move that accumulated while nothing could be published.
+    jump_baseline_max_age_s: Annotated[int, Field(gt=0)] = 6 * 3600
+    jump_hourly_bps: Annotated[int, Field(ge=0)] = 500
 
     @field_validator("rpc_url")
     @classmethod
@@ -81,6 +100,11 @@ class Settings(BaseSettings):
         return v
 
     # -- derived -----------------------------------------------------------------------
+
+    @property
+    def store_url(self) -> str:
+        """The store's SQLAlchemy URL: NAVPUB_DATABASE_URL, else SQLite in the state directory."""
+        return self.database_url or f"sqlite:///{self.state_dir / 'navpub.sqlite3'}"
 
     @property
     def deployment_path(self) -> Path:

@@ -12,6 +12,7 @@ from typing import Any
 
 from web3 import Web3
 from web3.contract import Contract
+from web3.types import BlockData
 
 FLAG_ESTIMATED = 1
 
@@ -91,11 +92,14 @@ def _fund(raw: Any) -> FundSnapshot:
     )
 
 
-def read_snapshot(w3: Web3, vault: Contract, fund_ids: Sequence[int] | None = None) -> ChainSnapshot:
-    """Reads `fund_ids` (default: every fund) at the latest block, in one batched call."""
-    block = w3.eth.get_block("latest")
+def read_snapshot(
+    w3: Web3, vault: Contract, fund_ids: Sequence[int] | None = None, block: BlockData | None = None
+) -> ChainSnapshot:
+    """Reads `fund_ids` (default: every fund) at `block` (default: the latest), in one call."""
+    block = block if block is not None else w3.eth.get_block("latest")
     number = int(block["number"])
-    ids = list(fund_ids) if fund_ids is not None else list(range(1, vault.functions.fundCount().call(
-        block_identifier=number) + 1))  # fmt: skip
+    if fund_ids is None:
+        fund_ids = range(1, vault.functions.fundCount().call(block_identifier=number) + 1)
+    ids = list(fund_ids)
     raw = vault.functions.getFundSnapshots(ids).call(block_identifier=number) if ids else []
     return ChainSnapshot(number, int(block["timestamp"]), tuple(_fund(r) for r in raw))

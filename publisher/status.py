@@ -11,20 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from publisher.deployment import Deployment
-from publisher.money import USD_DECIMALS, fmt_usd, units_to_decimal, usd_str
+from publisher.money import fmt_usd, units_to_decimal, usd_str
+from publisher.output import Amount
 from publisher.snapshot import ChainSnapshot, FundSnapshot
-
-
-class Amount(BaseModel):
-    """An exact amount: decimal string plus the raw integer and its decimals."""
-
-    value: str
-    raw: str
-    decimals: int
-
-    @classmethod
-    def of(cls, raw: int, decimals: int = USD_DECIMALS) -> Amount:
-        return cls(value=str(units_to_decimal(raw, decimals)), raw=str(raw), decimals=decimals)
 
 
 class HoldingOut(BaseModel):

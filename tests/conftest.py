@@ -20,6 +20,7 @@ from publisher.artifacts import load_artifact
 from publisher.chain import DecodedRevert, decode_revert, revert_of
 from publisher.deploy import NAV_ENGINE_ROLE, create_address
 from publisher.localchain import REPO_ROOT, AnvilNode, free_port, load_anvil_config, start_anvil
+from tests.httpserver import http_server  # noqa: F401 - fixture for every test
 
 
 @dataclass

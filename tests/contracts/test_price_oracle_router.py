@@ -159,3 +159,15 @@ def test_reconfiguring_replaces_sources(local: Local) -> None:
     assert local.router.functions.sourceCount(ASSET).call() == 1
     assert price(local) == (5 * E18, 100)
     assert local.router.functions.getAssets().call() == [ASSET]
+
+
+def test_batch_prices_never_revert(local: Local) -> None:
+    configure(local, ASSET, feeds(local, (8, 100 * 10**8), (8, 100 * 10**8)))
+    other = "0x00000000000000000000000000000000000000b2"
+    stale = "0x00000000000000000000000000000000000000C3"
+    (f,) = feeds(local, (8, 5 * 10**8))
+    configure(local, stale, [f])
+    now = local.now()
+    f.functions.updateRoundData(2, 5 * 10**8, now - MAX_AGE - 1, now).transact({"from": local.admin})
+    prices, confidences, status = local.router.functions.getPrices([ASSET, other, stale]).call()
+    assert (prices, confidences, status) == ([100 * E18, 0, 0], [100, 0, 0], [0, 1, 2])

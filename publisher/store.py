@@ -1,0 +1,413 @@
+"""The embedded store: SQLAlchemy Core over SQLite (a file in the state directory) by default.
+
+What it keeps: every NAV report with its inputs and decision (nothing computed is lost),
+the last good price per asset (so a restart keeps the cache), each fund's guard state
+(breaker, held jump, activity at the last publication) and the alerts raised.
+
+Schema versioning: a new database is created at the latest version and stamped; an older
+one is brought up by the ordered MIGRATIONS (plain DDL that also runs on PostgreSQL). A
+database newer than this code is refused rather than guessed at. Money columns hold exact
+integers: NUMERIC(78, 0) on PostgreSQL, decimal text elsewhere (SQLite integers stop at
+2^63, far below 18-decimal USD values).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Dialect,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from publisher._exceptions import NavPubError
+from publisher.guard import FundGuardState
+from publisher.price import CachedPrice
+
+DB_FILE = "navpub.sqlite3"
+
+
+class StoreError(NavPubError):
+    """The store cannot be opened, read or written."""
+
+
+class BigInt(TypeDecorator[int]):
+    """An exact integer of up to 78 digits (uint256)."""
+
+    impl = String(80)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(78, 0))
+        return dialect.type_descriptor(String(80))
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return Decimal(int(value)) if dialect.name == "postgresql" else str(int(value))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        return None if value is None else int(value)
+
+
+metadata = MetaData()
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+price_cache = Table(
+    "price_cache",
+    metadata,
+    Column("asset", String(64), primary_key=True),
+    Column("price", BigInt, nullable=False),
+    Column("confidence", Integer, nullable=False),
+    Column("as_of", Integer, nullable=False),
+    Column("sources", Text, nullable=False),  # JSON list
+)
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fund_id", Integer, nullable=False, index=True),
+    Column("created_at", Integer, nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("block_number", Integer),
+    # publish / skip / hold / fail: what the guard decided
+    Column("decision", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    # none (skip, fail) / held / pending → sent → confirmed | failed | superseded
+    Column("status", String(16), nullable=False, index=True),
+    Column("nav", BigInt),
+    Column("gross", BigInt),
+    Column("liabilities", BigInt),
+    Column("nav_per_share", BigInt),
+    Column("estimated", Boolean, nullable=False, default=False),
+    Column("activity", Integer),
+    Column("previous_nav", BigInt),
+    Column("previous_as_of", Integer),
+    Column("previous_round", Integer),
+    Column("inputs", Text, nullable=False),  # JSON: quotes, verdicts, cache use, breakdown
+    Column("approved_at", Integer),
+    Column("approved_by", String(128)),
+)
+
+fund_state = Table(
+    "fund_state",
+    metadata,
+    Column("fund_id", Integer, primary_key=True),
+    Column("consecutive_bad", Integer, nullable=False, default=0),
+    Column("breaker_open", Boolean, nullable=False, default=False),
+    Column("held_activity", Integer),
+    Column("held_round", Integer),
+    Column("published_activity", Integer),  # activity counter when the last NAV was published
+    Column("updated_at", Integer, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("fund_id", Integer),
+    Column("report_id", Integer, ForeignKey("reports.id")),
+    Column("message", Text, nullable=False),
+)
+
+# MIGRATIONS[i] brings a database from version i + 1 to i + 2. Empty: version 1 is the first.
+MIGRATIONS: list[Callable[[Connection], None]] = []
+LATEST_VERSION = 1 + len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class NewReport:
+    """A report as the engine hands it to the store."""
+
+    fund_id: int
+    created_at: int
+    trigger: str
+    block_number: int | None
+    decision: str
+    reason: str
+    status: str
+    nav: int | None = None
+    gross: int | None = None
+    liabilities: int | None = None
+    nav_per_share: int | None = None
+    estimated: bool = False
+    activity: int | None = None
+    previous_nav: int | None = None
+    previous_as_of: int | None = None
+    previous_round: int | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report(NewReport):
+    """A stored report."""
+
+    id: int = 0
+    approved_at: int | None = None
+    approved_by: str | None = None
+
+
+@dataclass(frozen=True)
+class FundRecord:
+    """A fund's guard state plus what the store knows of its last publication."""
+
+    guard: FundGuardState
+    published_activity: int | None
+
+
+def database_url(state_dir: Path) -> str:
+    return f"sqlite:///{state_dir / DB_FILE}"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers (API, dashboard) run while the keeper writes; the busy timeout turns a
+    # short lock into a wait instead of an immediate "database is locked".
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Store:
+    """Typed access to the store; every method is one short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Opens (creating or migrating) the database at `url`."""
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        try:
+            store._migrate()
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the store at {url}: {exc.orig}") from None
+        return store
+
+    def _migrate(self) -> None:
+        with self.engine.begin() as conn:
+            if not conn.dialect.has_table(conn, "schema_version"):
+                metadata.create_all(conn)
+                conn.execute(insert(schema_version).values(version=LATEST_VERSION))
+                return
+            version = conn.execute(select(schema_version.c.version)).scalar_one()
+            if version > LATEST_VERSION:
+                raise StoreError(
+                    f"the store is at schema version {version}, newer than this navpub knows "
+                    f"({LATEST_VERSION}); upgrade navpub"
+                )
+            for step in MIGRATIONS[version - 1 :]:
+                step(conn)
+            conn.execute(update(schema_version).values(version=LATEST_VERSION))
+
+    def version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(schema_version.c.version)).scalar_one())
+
+    # -- price cache ----------------------------------------------------------------------
+
+    def cached_prices(self, assets: Iterable[str] | None = None) -> dict[str, CachedPrice]:
+        q = select(price_cache)
+        if assets is not None:
+            q = q.where(price_cache.c.asset.in_(list(assets)))
+        with self._read() as conn:
+            return {
+                r.asset: CachedPrice(r.asset, r.price, r.confidence, r.as_of, tuple(json.loads(r.sources)))
+                for r in conn.execute(q)
+            }
+
+    def save_prices(self, prices: Sequence[CachedPrice]) -> None:
+        if not prices:
+            return
+        with self._write() as conn:
+            for p in prices:
+                values = {"price": p.price, "confidence": p.confidence, "as_of": p.as_of,
+                          "sources": json.dumps(list(p.sources))}  # fmt: skip
+                done = conn.execute(
+                    update(price_cache).where(price_cache.c.asset == p.asset).values(**values)
+                )
+                if done.rowcount == 0:
+                    conn.execute(insert(price_cache).values(asset=p.asset, **values))
+
+    # -- reports -----------------------------------------------------------------------
+
+    def add_report(self, r: NewReport) -> int:
+        values = {k: getattr(r, k) for k in NewReport.__dataclass_fields__}
+        values["inputs"] = json.dumps(r.inputs, default=str, sort_keys=True)
+        with self._write() as conn:
+            return int(conn.execute(insert(reports).values(**values)).inserted_primary_key[0])
+
+    def report(self, report_id: int) -> Report | None:
+        with self._read() as conn:
+            row = conn.execute(select(reports).where(reports.c.id == report_id)).first()
+        return _report(row) if row else None
+
+    def reports(self, fund_id: int | None = None, limit: int = 50) -> list[Report]:
+        q = select(reports).order_by(reports.c.id.desc()).limit(limit)
+        if fund_id is not None:
+            q = q.where(reports.c.fund_id == fund_id)
+        with self._read() as conn:
+            return [_report(r) for r in conn.execute(q)]
+
+    def held_report(self, fund_id: int) -> Report | None:
+        """The fund's newest report waiting for approval."""
+        q = (
+            select(reports)
+            .where(reports.c.fund_id == fund_id, reports.c.status == "held")
+            .order_by(reports.c.id.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(q).first()
+        return _report(row) if row else None
+
+    def approve(self, fund_id: int, by: str, now: int) -> Report:
+        """Approves the fund's newest held report: it becomes pending (to be published);
+        older held reports of the fund are superseded."""
+        held = self.held_report(fund_id)
+        if held is None:
+            raise StoreError(f"fund {fund_id} has no held NAV to approve")
+        with self._write() as conn:
+            conn.execute(
+                update(reports)
+                .where(reports.c.id == held.id)
+                .values(status="pending", approved_at=now, approved_by=by)
+            )
+            conn.execute(
+                update(reports)
+                .where(reports.c.fund_id == fund_id, reports.c.status == "held", reports.c.id != held.id)
+                .values(status="superseded")
+            )
+        approved = self.report(held.id)
+        assert approved is not None
+        return approved
+
+    def supersede_held(self, fund_id: int, by_report: int) -> int:
+        """Marks the fund's held reports superseded by a later report that passed the guard."""
+        with self._write() as conn:
+            done = conn.execute(
+                update(reports)
+                .where(reports.c.fund_id == fund_id, reports.c.status == "held", reports.c.id < by_report)
+                .values(status="superseded")
+            )
+        return int(done.rowcount)
+
+    # -- fund state -----------------------------------------------------------------------
+
+    def fund_record(self, fund_id: int) -> FundRecord:
+        with self._read() as conn:
+            row = conn.execute(select(fund_state).where(fund_state.c.fund_id == fund_id)).first()
+        if row is None:
+            return FundRecord(FundGuardState(), None)
+        guard = FundGuardState(row.consecutive_bad, bool(row.breaker_open), row.held_activity, row.held_round)
+        return FundRecord(guard, row.published_activity)
+
+    def save_guard_state(self, fund_id: int, state: FundGuardState, now: int) -> None:
+        self._upsert_fund(
+            fund_id,
+            now,
+            consecutive_bad=state.consecutive_bad,
+            breaker_open=state.breaker_open,
+            held_activity=state.held_activity,
+            held_round=state.held_round,
+        )
+
+    def set_published_activity(self, fund_id: int, activity: int, now: int) -> None:
+        """Remembers the activity counter of the fund's last published NAV (jump guard baseline)."""
+        self._upsert_fund(fund_id, now, published_activity=activity)
+
+    def _upsert_fund(self, fund_id: int, now: int, **values: Any) -> None:
+        with self._write() as conn:
+            done = conn.execute(
+                update(fund_state).where(fund_state.c.fund_id == fund_id).values(updated_at=now, **values)
+            )
+            if done.rowcount == 0:
+                conn.execute(insert(fund_state).values(fund_id=fund_id, updated_at=now, **values))
+
+    # -- alerts -----------------------------------------------------------------------
+
+    def add_alert(self, kind: str, message: str, now: int, fund_id: int | None = None,
+                  report_id: int | None = None) -> int:  # fmt: skip
+        with self._write() as conn:
+            res = conn.execute(
+                insert(alerts).values(
+                    created_at=now, kind=kind, fund_id=fund_id, report_id=report_id, message=message
+                )
+            )
+            return int(res.inserted_primary_key[0])
+
+    def alerts(self, fund_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        q = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+        if fund_id is not None:
+            q = q.where(alerts.c.fund_id == fund_id)
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _read(self) -> _Tx:
+        return _Tx(self.engine, write=False)
+
+    def _write(self) -> _Tx:
+        return _Tx(self.engine, write=True)
+
+
+class _Tx:
+    """A connection (read) or transaction (write) whose database errors become StoreError."""
+
+    def __init__(self, engine: Engine, *, write: bool) -> None:
+        self._cm = engine.begin() if write else engine.connect()
+
+    def __enter__(self) -> Connection:
+        try:
+            return self._cm.__enter__()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store unavailable: {getattr(exc, 'orig', exc)}") from None
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self._cm.__exit__(*exc)
+        except SQLAlchemyError as err:
+            raise StoreError(f"store write failed: {getattr(err, 'orig', err)}") from None
+        if exc[0] is not None and issubclass(exc[0], SQLAlchemyError):
+            raise StoreError(f"store error: {getattr(exc[1], 'orig', exc[1])}") from None
+
+
+def _report(row: Any) -> Report:
+    m = dict(row._mapping)
+    m["inputs"] = json.loads(m["inputs"])
+    m["estimated"] = bool(m["estimated"])
+    return Report(**m)
