@@ -13,6 +13,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from publisher._exceptions import NavPubError
+from publisher.artifacts import REPO_ROOT
 from publisher.chain import connect, contract_at
 from publisher.config import Settings, load_settings
 from publisher.deploy import deploy_core, deploy_demo
@@ -93,18 +94,22 @@ def demo(
     """Start a local anvil, deploy everything with demo funds, and print their state."""
     settings = load_settings()
     local = _local_chain(settings)
-    settings = load_settings(rpc_url=local.rpc_url, chain_id=local.chain_id)
+    # The demo's haircuts, unless the operator points at a sources file of their own.
+    sources = settings.sources_file or REPO_ROOT / "scripts" / "demo-sources.toml"
+    settings = load_settings(rpc_url=local.rpc_url, chain_id=local.chain_id, sources_file=sources)
     out.print(f"[bold]local chain[/] {local.rpc_url} (chain id {local.chain_id})")
     if keep_running:
         start_detached(local, settings.state_dir)
         _deploy(settings, demo=True, engine=None)
         _status(settings, as_json=False)
+        _nav_preview(settings)
         out.print(f"anvil keeps running at {local.rpc_url}; stop it with `navpub chain stop`")
         return
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     with running_anvil(local, log_path=settings.state_dir / "anvil.log"):
         _deploy(settings, demo=True, engine=None)
         _status(settings, as_json=False)
+        _nav_preview(settings)
     out.print("anvil stopped (use --keep-running to keep it)")
 
 
@@ -138,6 +143,15 @@ def nav(
     else:
         for f in cycle.funds:
             render_nav(out, cycle, f)
+
+
+def _nav_preview(settings: Settings) -> None:
+    """Every fund's NAV as the engine computes it now (nothing published or recorded)."""
+    out.rule("NAV engine preview")
+    engine = NavEngine.from_settings(settings)
+    cycle = engine.run(None, "manual", persist=False)
+    for f in cycle.funds:
+        render_nav(out, cycle, f)
 
 
 @app.command()

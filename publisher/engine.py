@@ -29,8 +29,8 @@ from publisher.price import (
     AssetPrice,
     PriceRules,
     PriceUnavailable,
+    SourceVerdict,
     aggregate,
-    describe,
     resolve,
     to_cache,
 )
@@ -168,7 +168,15 @@ class NavEngine:
                     )
                 )
 
-        return dict(zip(funds, asyncio.run(fetch_all()), strict=True))
+        accounts: dict[int, OffExchangeAccount | SourceFailure] = {}
+        for f, acc in zip(funds, asyncio.run(fetch_all()), strict=True):
+            limit = self.registry.offexchange[f].max_age_s
+            if isinstance(acc, OffExchangeAccount) and not 0 <= now - acc.observed_at <= limit:
+                age = now - acc.observed_at
+                when = f"{age} s old (limit {limit} s)" if age > 0 else f"dated {-age} s in the future"
+                acc = SourceFailure("*", acc.source, f"statement is {when}")
+            accounts[f] = acc
+        return accounts
 
     def price_assets(
         self, results: Mapping[str, Sequence[SourceResult]], now: int
@@ -232,7 +240,9 @@ class NavEngine:
         if persist:
             self.store.save_prices([c for p in [*prices.values(), *prices_for_cache] if (c := to_cache(p))])
         funds = [
-            self._fund(f, snap, symbols_by_address, prices, accounts.get(f.fund_id), now, trigger, persist)
+            self._fund(
+                f, snap, symbols_by_address, prices, unpriced, accounts.get(f.fund_id), now, trigger, persist
+            )
             for f in snap.funds
         ]
         return CycleResult(snap.block_number, now, trigger, aggs, prices, unpriced, fx, funds, accounts)
@@ -243,6 +253,7 @@ class NavEngine:
         snap: ChainSnapshot,
         symbols: Mapping[str, str],
         prices: Mapping[str, AssetPrice],
+        unpriced: Mapping[str, PriceUnavailable],
         account: OffExchangeAccount | SourceFailure | None,
         now: int,
         trigger: Trigger,
@@ -272,7 +283,7 @@ class NavEngine:
         )
         report_id = None
         if persist:
-            report_id = self._record(fund, snap, valuation, decision, prices, now, trigger)
+            report_id = self._record(fund, snap, valuation, decision, prices, unpriced, now, trigger)
         for alert in decision.alerts:
             log.warning("%s: fund %s: %s", alert.kind, fund.fund_id, alert.message)
         return FundResult(fund.fund_id, fund, valuation, failure, decision, report_id)
@@ -284,6 +295,7 @@ class NavEngine:
         v: Valuation | None,
         d: Decision,
         prices: Mapping[str, AssetPrice],
+        unpriced: Mapping[str, PriceUnavailable],
         now: int,
         trigger: Trigger,
     ) -> int:
@@ -306,7 +318,7 @@ class NavEngine:
                 previous_nav=fund.nav.nav if fund.nav.published else None,
                 previous_as_of=fund.nav.as_of if fund.nav.published else None,
                 previous_round=fund.nav.round,
-                inputs=report_inputs(v, prices, fund.nav),
+                inputs=report_inputs(v, prices, unpriced, fund.nav),
             )
         )
         if d.action == "publish":
@@ -317,8 +329,26 @@ class NavEngine:
         return report_id
 
 
-def report_inputs(v: Valuation | None, prices: Mapping[str, AssetPrice], last: NavOnChain) -> dict[str, Any]:
-    """Everything that explains a NAV, as JSON-ready data (money as decimal strings)."""
+def verdict_data(v: SourceVerdict) -> dict[str, Any]:
+    return {
+        "source": v.source,
+        "status": v.status,
+        "price": None if v.price is None else usd_str(v.price),
+        "confidence": v.confidence,
+        "observed_at": v.observed_at,
+        "deviation_bps": v.deviation_bps,
+        "reason": v.reason,
+    }
+
+
+def report_inputs(
+    v: Valuation | None,
+    prices: Mapping[str, AssetPrice],
+    unpriced: Mapping[str, PriceUnavailable],
+    last: NavOnChain,
+) -> dict[str, Any]:
+    """Everything that explains a NAV, as JSON-ready data (money as decimal strings): every
+    source's quote and verdict, the cache use, the breakdown, the liabilities, the previous NAV."""
     used = {a.asset for a in v.assets} if v else set(prices)
     return {
         "previous": {"nav": usd_str(last.nav), "as_of": last.as_of, "round": last.round},
@@ -329,10 +359,17 @@ def report_inputs(v: Valuation | None, prices: Mapping[str, AssetPrice], last: N
                 "estimated": p.estimated,
                 "as_of": p.as_of,
                 "sources": list(p.sources),
-                "verdicts": [describe(x) for x in p.aggregate.verdicts],
+                "verdicts": [verdict_data(x) for x in p.aggregate.verdicts],
             }
             for s, p in sorted(prices.items())
             if s in used
+        },
+        "unpriced": {
+            s: {
+                "error": str(e),
+                "verdicts": [verdict_data(x) for x in e.aggregate.verdicts] if e.aggregate else [],
+            }
+            for s, e in sorted(unpriced.items())
         },
         "assets": [
             {
@@ -344,6 +381,7 @@ def report_inputs(v: Valuation | None, prices: Mapping[str, AssetPrice], last: N
                 "value": usd_str(a.value),
                 "haircut": str(a.haircut),
                 "collateral": usd_str(a.collateral),
+                "estimated": a.estimated,
             }
             for a in (v.assets if v else ())
         ],

@@ -35,3 +35,11 @@ def fmt_usd(raw: int, places: int = 2) -> str:
     """Human display with thousands separators, truncated toward zero to `places` decimals."""
     q = Decimal(1).scaleb(-places)
     return f"${usd(raw).quantize(q, rounding='ROUND_DOWN'):,}"
+
+
+def fmt_price(raw: int) -> str:
+    """A unit price for display: cents, or up to 6 decimals when the price is small ($0.118)."""
+    exact = usd(raw).quantize(Decimal("0.000001"), rounding="ROUND_DOWN")
+    text = f"{exact:,.6f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"${whole}.{frac.ljust(2, '0')}"

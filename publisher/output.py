@@ -10,7 +10,7 @@ from rich.table import Table
 
 from publisher.engine import CycleResult, FundResult
 from publisher.guard import pct
-from publisher.money import USD_DECIMALS, fmt_usd, units_to_decimal
+from publisher.money import USD_DECIMALS, fmt_price, fmt_usd, units_to_decimal
 from publisher.price import Aggregate, AssetPrice, PriceUnavailable
 
 
@@ -86,17 +86,17 @@ def render_price(console: Console, agg: Aggregate, resolved: AssetPrice | PriceU
         table.add_column(col, justify="right" if col in {"price", "conf", "dev"} else "left")
     for v in agg.verdicts:
         table.add_row(
-            v.source, v.status, fmt_usd(v.price, 6) if v.price is not None else "",
+            v.source, v.status, fmt_price(v.price) if v.price is not None else "",
             "" if v.confidence is None else str(v.confidence),
             "" if v.deviation_bps is None else f"{v.deviation_bps} bps", v.reason,
         )  # fmt: skip
     console.print(f"[bold]{agg.asset}[/]  {len(agg.used)} of {agg.configured} sources used")
     console.print(table)
-    median = fmt_usd(agg.price, 6) if agg.price is not None else "none"
+    median = fmt_price(agg.price) if agg.price is not None else "none"
     console.print(f"  median {median}  confidence {agg.confidence}")
     if isinstance(resolved, AssetPrice):
         note = f" [yellow](cached price from {resolved.as_of}: estimated)[/]" if resolved.estimated else ""
-        console.print(f"  price used {fmt_usd(resolved.price, 6)}{note}")
+        console.print(f"  price used {fmt_price(resolved.price)}{note}")
     else:
         console.print(f"  [red]{resolved}[/]", soft_wrap=True)
 
@@ -199,7 +199,7 @@ def render_nav(console: Console, cycle: CycleResult, f: FundResult) -> None:
             flag = " (cached)" if a.estimated else ""
             table.add_row(
                 a.asset + ("" if a.venue == "on-chain" else " (off-exchange)"),
-                f"{units_to_decimal(a.amount, a.decimals):,}", fmt_usd(a.price), fmt_usd(a.value),
+                f"{units_to_decimal(a.amount, a.decimals):,}", fmt_price(a.price), fmt_usd(a.value),
                 str(a.haircut), fmt_usd(a.collateral), "" if a.confidence is None else str(a.confidence),
                 f"{len(a.sources)}{flag}",
             )  # fmt: skip

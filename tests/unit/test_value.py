@@ -107,3 +107,23 @@ def test_valuation_is_exact_and_additive(rows: list[tuple[int, int, int]], liabi
     assert v.nav == v.gross - liabilities
     assert v.nav_per_share == nav_per_share(v.nav, E18)
     assert v.collateral == v.gross  # no haircuts
+
+
+def test_offexchange_balances_join_the_aum() -> None:
+    from publisher.sources.offexchange import OffExchangeBalance
+
+    balances = [
+        OffExchangeBalance("BTC", Decimal("0.5"), None, Decimal("0.0625"), 0),
+        OffExchangeBalance("PAXG", Decimal("2"), 5_300 * E18, Decimal("0.2"), 100 * E18),
+    ]
+    v = value_fund(fund(SEED), SYMBOLS, PRICES, {}, balances)
+    off = {a.asset: a for a in v.assets if a.venue == "off-exchange"}
+    assert off["BTC"].value == 21_000 * E18 and off["BTC"].collateral == 21_000 * E18 * 15 // 16
+    assert off["PAXG"].value == 5_300 * E18 and off["PAXG"].sources == ("custodian",)
+    assert v.gross == (690_000 + 21_000 + 5_300) * E18
+    assert v.liabilities.offexchange_borrowed == 100 * E18 and v.nav == v.gross - 100 * E18
+    # An off-exchange asset with neither an oracle price nor a market value cannot be valued.
+    with pytest.raises(PriceUnavailable, match="DOGE"):
+        value_fund(
+            fund(SEED), SYMBOLS, PRICES, {}, [OffExchangeBalance("DOGE", Decimal(1), None, Decimal(0), 0)]
+        )
