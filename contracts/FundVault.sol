@@ -23,6 +23,10 @@ import {IFundNavSource} from "./interfaces/IFundNavSource.sol";
 ///         only at a NAV published at least `withdrawalDelay` after it. A manager who
 ///         inflates the NAV just before a withdrawal therefore gains nothing: the price
 ///         used is one published later by the NAV engine.
+///
+///         Each fund also has a pause flag, the "ripcord" of Chainlink's NAV reports: a
+///         guardian or the NAV engine pulls it when the fund's NAV should not be relied on.
+///         It lives in the NAV slot, so NAV state and paused are read together, in one slot.
 /// @dev NAV storage is one slot per fund (see NavSlot), rewritten on every update; the
 ///      high-water mark lives in its own slot that is read only when the NAV rises.
 contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
@@ -30,14 +34,24 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
 
     /// @notice Accounts allowed to publish NAVs.
     bytes32 public constant NAV_ENGINE_ROLE = keccak256("NAV_ENGINE_ROLE");
+    /// @notice Accounts allowed to pause and unpause a fund's NAV (so is the NAV engine).
+    bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
 
     /// @notice Flag bit of a NAV computed with at least one cached price.
     uint16 public constant FLAG_ESTIMATED = 1;
-    /// @dev Flags a caller may set; anything else is refused rather than stored unexplained.
+    /// @notice Flag bit of a paused fund (the ripcord): its NAV should not be relied on. Set
+    ///         and cleared only by `setFundPaused`; NAV updates keep it as it is.
+    uint16 public constant FLAG_PAUSED = 1 << 1;
+    /// @dev Flags the NAV engine may pass to `updateNAV`; anything else is refused rather than
+    ///      stored unexplained. They are replaced by every update.
     uint16 private constant _PUBLIC_FLAGS = FLAG_ESTIMATED;
+    /// @dev Flags views report (`navState`, `getFundSnapshots`).
+    uint16 private constant _VISIBLE_FLAGS = FLAG_ESTIMATED | FLAG_PAUSED;
     /// @dev Set at fund creation so `updateNAV` learns that the fund exists from the slot it
     ///      reads anyway, instead of paying a cold SLOAD (2,100 gas) on a second one.
     uint16 private constant _EXISTS = 1 << 15;
+    /// @dev Bits a NAV update carries over from the slot it replaces.
+    uint16 private constant _STICKY_FLAGS = _EXISTS | FLAG_PAUSED;
 
     /// @notice A fund may hold at most this many distinct assets, which bounds the gas of
     ///         every view that lists holdings.
@@ -91,9 +105,11 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         uint256 highWaterMark;
         uint256 totalShares;
         uint256 navPerShare;
+        bool paused;
     }
 
     /// @notice Everything the NAV engine needs about one fund, read in one call for many.
+    ///         `flags` carries FLAG_ESTIMATED and FLAG_PAUSED.
     struct FundSnapshot {
         uint256 fundId;
         address manager;
@@ -188,6 +204,10 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     error WithdrawalAwaitsNav(uint256 fundId, uint256 requestId, uint256 claimableAt, uint256 navAsOf);
     /// @notice Amount does not fit the 128-bit bookkeeping.
     error AmountOutOfRange(uint256 amount);
+    /// @notice Only a guardian or the NAV engine may pause or unpause a fund.
+    error NotGuardianOrEngine(address caller);
+    /// @notice The fund is paused (its NAV is not to be relied on), so nothing is priced at it.
+    error FundIsPaused(uint256 fundId);
 
     // ------------------------------------------------------------------ events
 
@@ -232,6 +252,8 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     );
     /// @notice The withdrawal delay changed.
     event WithdrawalDelaySet(uint48 delay);
+    /// @notice A guardian or the NAV engine paused (`paused` true) or unpaused a fund's NAV.
+    event FundPaused(uint256 indexed fundId, bool paused, string reason);
 
     // ------------------------------------------------------------------ setup
 
@@ -282,13 +304,36 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         _unpause();
     }
 
+    /// @notice Pulls (`paused` true) or releases the ripcord of one fund: while paused, its
+    ///         NAV is not to be relied on. Readers see it in `navState`, `isPaused`, the
+    ///         FLAG_PAUSED bit of snapshot flags and the fund's FundNavFeed `paused()`.
+    ///         The NAV engine keeps publishing and every update keeps the flag; withdrawals
+    ///         are not priced while it is set. Other flows are stopped by `pause()` only.
+    /// @dev Idempotent: setting the current state again rewrites nothing and emits the event
+    ///      again, so a guardian and the engine can both pull it without one of them failing.
+    /// @param fundId The fund.
+    /// @param paused True to pause, false to resume.
+    /// @param reason Why, for people and logs (only emitted, never stored).
+    function setFundPaused(uint256 fundId, bool paused, string calldata reason) external {
+        if (!hasRole(GUARDIAN_ROLE, msg.sender) && !hasRole(NAV_ENGINE_ROLE, msg.sender)) {
+            revert NotGuardianOrEngine(msg.sender);
+        }
+        NavSlot storage slot = _nav[fundId];
+        uint16 flags = slot.flags;
+        if (flags & _EXISTS == 0) revert UnknownFund(fundId);
+        uint16 updated = paused ? flags | FLAG_PAUSED : flags & ~FLAG_PAUSED;
+        if (updated != flags) slot.flags = updated;
+        emit FundPaused(fundId, paused, reason);
+    }
+
     // ------------------------------------------------------------------ NAV publication
 
     /// @notice Publishes the NAV of one fund and records it in the hub.
     /// @param fundId The fund.
     /// @param nav NAV in USD with 18 decimals.
     /// @param asOf Time the NAV was computed for; newer than the last one, not in the future.
-    /// @param flags FLAG_ESTIMATED when a cached price was used.
+    /// @param flags FLAG_ESTIMATED when a cached price was used (anything else: UnknownFlags).
+    ///        The fund's FLAG_PAUSED is kept as it is: the engine publishes while paused.
     function updateNAV(uint256 fundId, uint256 nav, uint48 asOf, uint16 flags)
         external
         onlyRole(NAV_ENGINE_ROLE)
@@ -312,12 +357,15 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
 
     function _applyNav(uint256 fundId, uint256 nav, uint48 asOf, uint16 flags) private {
         NavSlot memory last = _nav[fundId];
-        if (last.flags & _EXISTS == 0) revert UnknownFund(fundId);
+        uint16 lastFlags = last.flags;
+        if (lastFlags & _EXISTS == 0) revert UnknownFund(fundId);
         if (flags & ~_PUBLIC_FLAGS != 0) revert UnknownFlags(fundId, flags);
         if (nav > type(uint128).max) revert NavOutOfRange(fundId, nav);
         if (asOf <= last.asOf) revert StaleAsOf(fundId, asOf, last.asOf);
         if (asOf > block.timestamp) revert FutureAsOf(fundId, asOf, block.timestamp);
-        _nav[fundId] = NavSlot({nav: uint128(nav), asOf: asOf, round: last.round + 1, flags: flags | _EXISTS});
+        // Existence and pause are carried over from the slot read above: no extra SLOAD.
+        _nav[fundId] =
+            NavSlot({nav: uint128(nav), asOf: asOf, round: last.round + 1, flags: flags | (lastFlags & _STICKY_FLAGS)});
         emit NAVUpdated(fundId, last.nav, nav, asOf);
         // The last NAV never exceeds the mark, so only a rise can set a new one: a fall or a
         // flat NAV skips the mark's cold read entirely.
@@ -435,6 +483,7 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         if (r.status != WithdrawalStatus.Queued) revert WrongWithdrawalStatus(fundId, requestId, r.status);
         if (block.timestamp < r.claimableAt) revert WithdrawalNotClaimable(fundId, requestId, r.claimableAt);
         NavSlot memory s = _nav[fundId];
+        if (s.flags & FLAG_PAUSED != 0) revert FundIsPaused(fundId);
         if (s.asOf < r.claimableAt) revert WithdrawalAwaitsNav(fundId, requestId, r.claimableAt, s.asOf);
         usd = (uint256(s.nav) * r.shares) / f.totalShares;
         r.status = WithdrawalStatus.Priced;
@@ -510,7 +559,8 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         return _withdrawals[fundId];
     }
 
-    /// @notice The fund's NAV state: NAV, as-of time, round, flags, high-water mark, NAV per share.
+    /// @notice The fund's NAV state: NAV, as-of time, round, flags (FLAG_ESTIMATED,
+    ///         FLAG_PAUSED), estimated, high-water mark, total shares, NAV per share, paused.
     function navState(uint256 fundId) public view returns (NavView memory v) {
         NavSlot memory s = _nav[fundId];
         if (s.flags & _EXISTS == 0) revert UnknownFund(fundId);
@@ -518,11 +568,31 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         v.nav = s.nav;
         v.asOf = s.asOf;
         v.round = s.round;
-        v.flags = s.flags & _PUBLIC_FLAGS;
+        v.flags = s.flags & _VISIBLE_FLAGS;
         v.estimated = s.flags & FLAG_ESTIMATED != 0;
         v.highWaterMark = _highWaterMark[fundId];
         v.totalShares = shares;
-        v.navPerShare = shares == 0 ? 0 : (uint256(s.nav) * SHARE_PRICE_SCALE) / shares; // rounds down
+        v.navPerShare = _perShare(s.nav, shares);
+        v.paused = s.flags & FLAG_PAUSED != 0;
+    }
+
+    /// @inheritdoc IFundNavSource
+    /// @dev Two storage reads (NAV slot, share supply): what a per-fund price feed needs.
+    function navPerShareState(uint256 fundId)
+        external
+        view
+        returns (uint256 navPerShare, uint256 asOf, uint256 round, bool paused)
+    {
+        NavSlot memory s = _nav[fundId];
+        if (s.flags & _EXISTS == 0) revert UnknownFund(fundId);
+        return (_perShare(s.nav, _funds[fundId].totalShares), s.asOf, s.round, s.flags & FLAG_PAUSED != 0);
+    }
+
+    /// @inheritdoc IFundNavSource
+    function isPaused(uint256 fundId) external view returns (bool) {
+        uint16 flags = _nav[fundId].flags;
+        if (flags & _EXISTS == 0) revert UnknownFund(fundId);
+        return flags & FLAG_PAUSED != 0;
     }
 
     /// @inheritdoc IFundNavSource
@@ -561,8 +631,13 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         s.nav = n.nav;
         s.asOf = n.asOf;
         s.round = n.round;
-        s.flags = n.flags & _PUBLIC_FLAGS;
+        s.flags = n.flags & _VISIBLE_FLAGS;
         s.highWaterMark = _highWaterMark[fundId];
+    }
+
+    /// @dev NAV per share with 18 decimals, rounded down; 0 while there are no shares.
+    function _perShare(uint256 nav, uint256 shares) private pure returns (uint256) {
+        return shares == 0 ? 0 : (nav * SHARE_PRICE_SCALE) / shares;
     }
 
     function _bump(Fund storage f) private returns (uint256) {

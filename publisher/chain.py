@@ -6,6 +6,7 @@ this module is what deploy, the demo and the read-only commands need.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -168,7 +169,8 @@ def send(
             "nonce": w3.eth.get_transaction_count(account.address, "pending"),
         }
         estimate = call.estimate_gas(base)
-        tx = call.build_transaction({**base, "gas": estimate * GAS_MARGIN_PCT // 100})
+        fees = _fees(w3)
+        tx = call.build_transaction({**base, **fees, "gas": estimate * GAS_MARGIN_PCT // 100})
     except (ContractLogicError, Web3RPCError) as exc:
         raise _failed(what, exc) from None
     signed = account.sign_transaction(tx)
@@ -176,10 +178,31 @@ def send(
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     except Web3RPCError as exc:
         raise _failed(what, exc) from None
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+    # A short poll: on a local chain the receipt exists within milliseconds of the send.
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=0.01)
     if receipt["status"] != 1:
         raise TransactionFailed(f"{what}: transaction {tx_hash.hex()} reverted on-chain")
     return receipt
+
+
+def _fees(w3: Web3) -> TxParams:
+    """Fees for deploy and demo transactions: twice the base fee plus 1 gwei, or the gas price.
+
+    Given explicitly so web3 does not look them up again for every transaction; the chain id
+    is cached per client for the same reason.
+    """
+    block = w3.eth.get_block("latest")
+    chain_id = _chain_ids.get(w3)
+    if chain_id is None:
+        chain_id = _chain_ids[w3] = w3.eth.chain_id
+    base_fee = block.get("baseFeePerGas")
+    if base_fee is None:
+        return {"gasPrice": w3.eth.gas_price, "chainId": chain_id}
+    tip = 10**9
+    return {"maxFeePerGas": 2 * int(base_fee) + tip, "maxPriorityFeePerGas": tip, "chainId": chain_id}
+
+
+_chain_ids: weakref.WeakKeyDictionary[Web3, int] = weakref.WeakKeyDictionary()
 
 
 def _failed(what: str, exc: Exception) -> ChainError:

@@ -19,10 +19,21 @@ from publisher.config import Settings, load_settings
 from publisher.deploy import deploy_core, deploy_demo
 from publisher.deployment import load_deployment
 from publisher.engine import NavEngine
+from publisher.gas import SEED_GAS_PER_UPDATE, ledger, project
 from publisher.keys import load_account
 from publisher.localchain import AnvilConfig, running_anvil, start_detached, stop_detached
 from publisher.money import fmt_usd
-from publisher.output import nav_model, price_model, render_nav, render_price
+from publisher.output import (
+    gas_model,
+    nav_model,
+    price_model,
+    publish_model,
+    render_gas,
+    render_nav,
+    render_price,
+    render_publish,
+)
+from publisher.publish import Publisher
 from publisher.snapshot import read_snapshot
 from publisher.status import render_status, status_model
 from publisher.store import Store
@@ -152,6 +163,49 @@ def _nav_preview(settings: Settings) -> None:
     cycle = engine.run(None, "manual", persist=False)
     for f in cycle.funds:
         render_nav(out, cycle, f)
+
+
+@app.command()
+def publish(
+    fund: Annotated[
+        list[int] | None, typer.Option(help="Only these fund ids (repeatable; default: all)")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Publish even a change below 1 % (never a held jump)")
+    ] = False,
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Run one cycle now: reconcile the outbox, compute, and publish what passes the guard."""
+    publisher = Publisher.from_settings(load_settings())
+    if fund:
+        _check_funds(publisher.engine.vault, fund)
+    outcomes = publisher.cycle(fund, force=force, trigger="manual")
+    if json:
+        sys.stdout.write(dumps([publish_model(o).model_dump(mode="json") for o in outcomes], indent=2) + "\n")
+    else:
+        render_publish(out, outcomes)
+
+
+@app.command()
+def gas(json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False) -> None:
+    """Gas spent per fund and in total, and the monthly projection beside the seed's budget."""
+    settings = load_settings()
+    engine = NavEngine.from_settings(settings)
+    report = ledger(engine.store.publications())
+    fees = engine.rpc_call(lambda: engine.w3.eth.get_block("latest"), "gas price")
+    base = int(fees.get("baseFeePerGas") or 0)
+    gas_price = (
+        base + settings.priority_fee_floor_wei
+        if base
+        else engine.rpc_call(lambda: engine.w3.eth.gas_price, "gas price")
+    )
+    native = engine.store.cached_prices([settings.native_symbol]).get(settings.native_symbol)
+    per_update = report.avg_gas_per_update or SEED_GAS_PER_UPDATE
+    projection = project(per_update, settings.cadence_s, gas_price, native.price if native else None)
+    if json:
+        sys.stdout.write(gas_model(report, projection, settings.cadence_s).model_dump_json(indent=2) + "\n")
+    else:
+        render_gas(out, report, projection, settings.cadence_s)
 
 
 @app.command()

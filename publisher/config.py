@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, TypeAdapter, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from publisher._exceptions import ConfigError
 from publisher.localchain import AnvilConfig, find_anvil_env, load_anvil_config
@@ -56,9 +56,39 @@ class Settings(BaseSettings):
     clock: Literal["wall", "chain"] = "wall"
 
     # -- RPC behaviour -----------------------------------------------------------------
+    rpc_fallback_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="More RPC URLs, comma-separated, tried in turn when one fails"
+    )
     # 10 s: long enough for a loaded public RPC, short enough that a dead one is noticed
     # well inside a 15-minute high-volatility cadence.
     rpc_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    # First backoff of the retries (then doubling, with as much jitter): 1 s rides out a node
+    # restart without stretching a failed cycle past a few seconds.
+    retry_backoff_s: Annotated[float, Field(ge=0)] = 1.0
+
+    # -- sending ---------------------------------------------------------------------------
+    # max fee = base fee × 2 + tip: covers six consecutive full blocks (+12.5 % each) before
+    # the transaction stops being includable — the usual wallet default.
+    base_fee_multiplier: Annotated[int, Field(ge=1)] = 2
+    # Tip bounds in wei: 0.01 gwei keeps L2s and quiet mainnet blocks cheap, 5 gwei stops a
+    # spiking eth_maxPriorityFeePerGas from overpaying a NAV update.
+    priority_fee_floor_wei: Annotated[int, Field(ge=0)] = 10_000_000
+    priority_fee_cap_wei: Annotated[int, Field(ge=0)] = 5_000_000_000
+    # Max fee bounds in wei: the cap (500 gwei) is the most one update may ever pay per gas.
+    max_fee_floor_wei: Annotated[int, Field(ge=0)] = 0
+    max_fee_cap_wei: Annotated[int, Field(gt=0)] = 500_000_000_000
+    # Gas limit = estimate × 1.25: the estimate is the least that succeeded in simulation.
+    gas_margin_pct: Annotated[int, Field(ge=100)] = 125
+    # Two minutes is ten mainnet blocks: long enough not to replace a transaction that is
+    # merely queued, short enough that a stuck one is bumped within a high-volatility cycle.
+    receipt_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    receipt_poll_s: Annotated[float, Field(gt=0)] = 1.0
+    # Fee bumps (each ≥ 12.5 %, the minimum nodes accept for a replacement) before giving up
+    # for this cycle; the publication stays in the outbox and is reconciled next cycle.
+    max_replacements: Annotated[int, Field(ge=0)] = 3
+    confirmations: Annotated[int, Field(ge=1)] = 1
+    # Native coin of the chain, priced by the oracles to put gas costs in USD.
+    native_symbol: str = "ETH"
 
     # -- deploy ------------------------------------------------------------------------
     # One hour between a withdrawal request and the NAV that prices it: one standard
@@ -91,6 +121,20 @@ class Settings(BaseSettings):
     # forever by a move that accumulated while nothing could be published.
     jump_baseline_max_age_s: Annotated[int, Field(gt=0)] = 6 * 3600
     jump_hourly_bps: Annotated[int, Field(ge=0)] = 500
+
+    @field_validator("rpc_fallback_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [u.strip() for u in v.split(",") if u.strip()]
+        return v
+
+    @field_validator("rpc_fallback_urls")
+    @classmethod
+    def _check_urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            _URL.validate_python(url)
+        return v
 
     @field_validator("rpc_url")
     @classmethod

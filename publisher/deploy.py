@@ -1,4 +1,5 @@
-"""Deploying the contracts, granting the NAV engine role, and (locally) the demo funds."""
+"""Deploying the contracts, granting the NAV engine role, (locally) the demo funds, and the
+per-fund Chainlink-shaped NAV-per-share feeds (FundNavFeed)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from publisher.deployment import Deployment, FeedInfo, FundInfo, TokenInfo, writ
 from publisher.keys import dev_account
 
 NAV_ENGINE_ROLE = keccak(text="NAV_ENGINE_ROLE")
+GUARDIAN_ROLE = keccak(text="GUARDIAN_ROLE")
 USD = Decimal(10) ** 18
 
 Progress = Callable[[str], None]
@@ -38,6 +40,17 @@ def deploy_contract(w3: Web3, account: LocalAccount, name: str, *args: object) -
     factory = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
     receipt = send(w3, account, factory.constructor(*args), f"deploy {name}")
     return contract_at(w3, name, receipt["contractAddress"])
+
+
+def deploy_fund_feed(w3: Web3, account: LocalAccount, vault_address: str, fund_id: int) -> str:
+    """Deploys a FundNavFeed serving `fund_id` of the vault; returns its checksummed address.
+
+    The feed answers the fund's NAV per share through Chainlink's AggregatorV3Interface. Its
+    constructor reverts UnknownFund when the vault has no such fund (and NotAContract when
+    `vault_address` has no code), so a feed can never point at nothing.
+    """
+    feed = deploy_contract(w3, account, "FundNavFeed", to_checksum_address(vault_address), fund_id)
+    return to_checksum_address(feed.address)
 
 
 def deploy_core(
@@ -89,7 +102,8 @@ def deploy_core(
 def deploy_demo(
     w3: Web3, settings: Settings, deployer: LocalAccount, engine: str, progress: Progress = _quiet
 ) -> Deployment:
-    """deploy_core, then mock tokens, three feeds per asset and the three demo funds.
+    """deploy_core, then mock tokens, three feeds per asset, the three demo funds and one
+    FundNavFeed per demo fund (recorded in ``fund_feeds``).
 
     Actors are anvil's dev accounts: the deployer (admin), #1 the funds' manager, #2 the
     investor who holds the shares and queues a withdrawal in every fund.
@@ -151,7 +165,14 @@ def deploy_demo(
         )
         progress(f"fund {fund_id}: {spec.name} ({len(spec.holdings)} assets)")
 
-    deployment = core.model_copy(update={"tokens": tokens, "feeds": feeds, "funds": funds})
+    fund_feeds: dict[int, str] = {}
+    for fund in funds:
+        fund_feeds[fund.fund_id] = deploy_fund_feed(w3, deployer, vault.address, fund.fund_id)
+        progress(f"fund {fund.fund_id} NAV feed   {fund_feeds[fund.fund_id]}")
+
+    deployment = core.model_copy(
+        update={"tokens": tokens, "feeds": feeds, "funds": funds, "fund_feeds": fund_feeds}
+    )
     write_deployment(settings.deployment_path, deployment)
     return deployment
 

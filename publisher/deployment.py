@@ -1,4 +1,4 @@
-"""deployment.json: where every contract, demo token and demo feed of a deployment lives.
+"""deployment.json: where every contract, demo token, demo feed and fund feed of a deployment lives.
 
 Written by ``navpub deploy``; every other command reads it through :func:`load_deployment`.
 """
@@ -69,8 +69,19 @@ class Deployment(BaseModel, frozen=True):
     tokens: dict[str, TokenInfo] = Field(default_factory=dict)
     feeds: dict[str, list[FeedInfo]] = Field(default_factory=dict)
     funds: list[FundInfo] = Field(default_factory=list)
+    # fund id -> its FundNavFeed (AggregatorV3 view of the fund's NAV per share); files
+    # written before feeds existed have none
+    fund_feeds: dict[int, str] = Field(default_factory=dict)
 
     _addrs = field_validator("deployer", "nav_engine")(_checksum)
+
+    @field_validator("fund_feeds")
+    @classmethod
+    def _feeds(cls, v: dict[int, str]) -> dict[int, str]:
+        bad = [fund_id for fund_id in v if fund_id <= 0]
+        if bad:
+            raise ValueError(f"fund_feeds: fund ids start at 1, got {bad}")
+        return {fund_id: _checksum(a) for fund_id, a in sorted(v.items())}
 
     @field_validator("contracts")
     @classmethod

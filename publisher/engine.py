@@ -12,14 +12,14 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from web3 import Web3
 from web3.contract import Contract
 
 from publisher._exceptions import ConfigError
-from publisher.chain import connect, contract_at
+from publisher.chain import contract_at
 from publisher.config import Settings
 from publisher.deployment import Deployment, load_deployment
 from publisher.guard import Alert, Decision, GuardRules, Trigger, decide
@@ -36,7 +36,8 @@ from publisher.price import (
 )
 from publisher.quotes import SourceFailure, SourceResult
 from publisher.registry import Registry, build_registry, load_sources_file
-from publisher.snapshot import ChainSnapshot, FundSnapshot, NavOnChain, read_snapshot
+from publisher.rpc import RpcPool
+from publisher.snapshot import FLAG_ESTIMATED, ChainSnapshot, FundSnapshot, NavOnChain, read_snapshot
 from publisher.sources.http import fetch_quotes
 from publisher.sources.offexchange import OffExchangeAccount, fetch_offexchange
 from publisher.sources.onchain import read_onchain_quotes
@@ -46,15 +47,11 @@ from publisher.value import UnknownAsset, Valuation, value_fund
 log = logging.getLogger("navpub.engine")
 
 Clock = Callable[[], int]
+T = TypeVar("T")
 
 
 def wall_clock() -> int:
     return int(time.time())
-
-
-def chain_clock(w3: Web3) -> Clock:
-    """The latest block's timestamp: the clock of a local chain moved by evm_increaseTime."""
-    return lambda: int(w3.eth.get_block("latest")["timestamp"])
 
 
 def price_rules(s: Settings) -> PriceRules:
@@ -102,28 +99,48 @@ class NavEngine:
     """Everything a cycle needs; build it with :meth:`from_settings`."""
 
     settings: Settings
-    w3: Web3
+    pool: RpcPool
     deployment: Deployment
     registry: Registry
     store: Store
     clock: Clock
-    vault: Contract
-    router: Contract
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NavEngine:
-        w3 = connect(settings)
+        pool = RpcPool.from_settings(settings)
+        w3 = pool.call(lambda w3: w3, attempts=settings.publish_attempts, backoff_s=settings.retry_backoff_s,
+                       what="connect")  # fmt: skip
         deployment = load_deployment(settings, w3)
         sources = load_sources_file(settings.sources_file) if settings.sources_file else None
         return cls(
             settings=settings,
-            w3=w3,
+            pool=pool,
             deployment=deployment,
             registry=build_registry(deployment, sources),
             store=Store.open(settings.store_url),
-            clock=chain_clock(w3) if settings.clock == "chain" else wall_clock,
-            vault=contract_at(w3, "FundVault", deployment.vault),
-            router=contract_at(w3, "PriceOracleRouter", deployment.router),
+            clock=(lambda: int(pool.w3.eth.get_block("latest")["timestamp"]))
+            if settings.clock == "chain"
+            else wall_clock,
+        )
+
+    @property
+    def w3(self) -> Web3:
+        """The client of the RPC URL in use (the pool moves on after a failure)."""
+        return self.pool.w3
+
+    @property
+    def vault(self) -> Contract:
+        return contract_at(self.w3, "FundVault", self.deployment.vault)
+
+    @property
+    def router(self) -> Contract:
+        return contract_at(self.w3, "PriceOracleRouter", self.deployment.router)
+
+    def rpc_call(self, fn: Callable[[], T], what: str) -> T:
+        """fn() with the settings' retries on transient RPC errors (next URL after each)."""
+        s = self.settings
+        return self.pool.call(
+            lambda _w3: fn(), attempts=s.publish_attempts, backoff_s=s.retry_backoff_s, what=what
         )
 
     # -- prices ---------------------------------------------------------------------------
@@ -212,10 +229,16 @@ class NavEngine:
     # -- the cycle -----------------------------------------------------------------------
 
     def run(
-        self, fund_ids: Sequence[int] | None = None, trigger: Trigger = "scheduled", *, persist: bool = True
+        self,
+        fund_ids: Sequence[int] | None = None,
+        trigger: Trigger = "scheduled",
+        *,
+        persist: bool = True,
+        extra_symbols: Sequence[str] = (),
     ) -> CycleResult:
         """One cycle for `fund_ids` (default: every fund). With persist=False nothing is
-        written (the `navpub nav` preview)."""
+        written (the `navpub nav` preview). `extra_symbols` are priced too (the native coin,
+        to put gas in USD)."""
         block = self.w3.eth.get_block("latest")
         now = max(self.clock(), int(block["timestamp"]))
         snap = read_snapshot(self.w3, self.vault, fund_ids, block)
@@ -225,6 +248,7 @@ class NavEngine:
                   if h.amount > 0 and h.asset.lower() in symbols_by_address}  # fmt: skip
         wanted |= {b.asset for acc in accounts.values() if isinstance(acc, OffExchangeAccount)
                    for b in acc.balances if b.asset in self.registry.assets}  # fmt: skip
+        wanted |= {x for x in extra_symbols if x in self.registry.assets}
         results, fx_results = self.gather(sorted(wanted), snap.block_number, snap.block_timestamp, now)
         aggs, prices, unpriced = self.price_assets(results, now)
         fx: dict[str, AssetPrice | PriceUnavailable] = {}
@@ -267,7 +291,8 @@ class NavEngine:
             balances = account.balances if account else ()
             valuation = value_fund(fund, symbols, prices, self.registry.haircuts(), balances)
         except PriceUnavailable as exc:
-            failure = Alert("oracle_failure", f"fund {fund.fund_id}: {exc}")
+            # The aggregation's own error names every source's state; prefer it.
+            failure = Alert("oracle_failure", f"fund {fund.fund_id}: {unpriced.get(exc.asset, exc)}")
         except UnknownAsset as exc:
             failure = Alert("valuation_failed", str(exc))
         record = self.store.fund_record(fund.fund_id)
@@ -319,10 +344,17 @@ class NavEngine:
                 previous_as_of=fund.nav.as_of if fund.nav.published else None,
                 previous_round=fund.nav.round,
                 inputs=report_inputs(v, prices, unpriced, fund.nav),
+                # A NAV is as of the block its holdings were read at: never in the future for
+                # the chain, and newer with every block.
+                as_of=snap.block_timestamp,
+                flags=FLAG_ESTIMATED if d.estimated else 0,
             )
         )
         if d.action == "publish":
             self.store.supersede_held(fund.fund_id, report_id)
+        if d.action in ("publish", "skip", "hold"):
+            # A fresh decision makes older NAVs still waiting to be sent obsolete.
+            self.store.supersede_older(fund.fund_id, report_id)
         self.store.save_guard_state(fund.fund_id, d.state, now)
         for alert in d.alerts:
             self.store.add_alert(alert.kind, alert.message, now, fund.fund_id, report_id)

@@ -18,7 +18,7 @@ Rules, in order:
    still held. An emergency trigger never bypasses this guard.
 4. Skip: the change is below `skip_change_bps` (1 %, strictly less), the heartbeat (the
    fund's cadence) has not elapsed since the last NAV, the estimated flag is unchanged,
-   and the trigger is not an emergency → skip, with its reason.
+   and the trigger is neither an emergency nor forced (`publish --force`) → skip.
 5. Otherwise publish, with the estimated flag when a cached price was used.
 """
 
@@ -33,7 +33,7 @@ from publisher.snapshot import NavOnChain
 from publisher.value import Valuation
 
 Action = Literal["publish", "skip", "hold", "fail"]
-Trigger = Literal["scheduled", "emergency", "manual"]
+Trigger = Literal["scheduled", "emergency", "manual", "forced"]
 BPS = 10_000
 
 
@@ -158,7 +158,7 @@ def decide(
 
         since = now - last.as_of
         if (
-            trigger != "emergency"
+            trigger not in ("emergency", "forced")
             and abs(valuation.nav - last.nav) * BPS < rules.skip_change_bps * last.nav
             and since < rules.heartbeat_s
             and valuation.estimated == last.estimated
@@ -170,8 +170,8 @@ def decide(
             return Decision("skip", reason, valuation.estimated, state, tuple(alerts), moved)
 
     reason = "first NAV" if not last.published else f"change {pct(moved)}" if moved is not None else "publish"
-    if trigger == "emergency":
-        reason += " (emergency trigger)"
+    if trigger in ("emergency", "forced"):
+        reason += f" ({trigger} trigger)"
     if valuation.estimated:
         reason += "; estimated (cached prices)"
     return Decision("publish", reason, valuation.estimated, state, tuple(alerts), moved)

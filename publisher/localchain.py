@@ -151,6 +151,8 @@ def start_anvil(config: AnvilConfig, *, log_path: Path | None = None, detach: bo
     proc = subprocess.Popen(
         args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach
     )
+    if log_path:
+        out.close()  # type: ignore[union-attr]  # the child has its own descriptor of the log
     node = AnvilNode(config, proc, log_path)
     deadline = time.monotonic() + START_TIMEOUT_S
     while not is_answering(config.rpc_url, timeout_s=0.5):

@@ -9,9 +9,11 @@ from rich.console import Console
 from rich.table import Table
 
 from publisher.engine import CycleResult, FundResult
+from publisher.gas import GasReport, Projection
 from publisher.guard import pct
 from publisher.money import USD_DECIMALS, fmt_price, fmt_usd, units_to_decimal
 from publisher.price import Aggregate, AssetPrice, PriceUnavailable
+from publisher.publish import FundOutcome
 
 
 class Amount(BaseModel):
@@ -222,3 +224,150 @@ def render_nav(console: Console, cycle: CycleResult, f: FundResult) -> None:
     console.print(f"  decision [{colour}]{f.decision.action}[/]: {f.decision.reason}", soft_wrap=True)
     for a in f.decision.alerts:
         console.print(f"  [red]alert[/] {a.kind}: {a.message}", soft_wrap=True)
+
+
+# -- publish and gas -------------------------------------------------------------------------
+
+
+class PublishOut(BaseModel):
+    """One fund's line of `navpub publish --json`."""
+
+    fund_id: int
+    nav: str | None
+    nav_raw: str | None
+    estimated: bool
+    decision: str
+    reason: str
+    tx_hash: str | None
+    gas_used: int | None
+    cost_usd: str | None
+    report_id: int | None
+
+
+def publish_model(o: FundOutcome) -> PublishOut:
+    return PublishOut(
+        fund_id=o.fund_id,
+        nav=None if o.nav is None else str(units_to_decimal(o.nav, USD_DECIMALS)),
+        nav_raw=None if o.nav is None else str(o.nav),
+        estimated=o.estimated,
+        decision=o.decision,
+        reason=o.reason,
+        tx_hash=o.tx_hash,
+        gas_used=o.gas_used,
+        cost_usd=None if o.cost_usd is None else str(units_to_decimal(o.cost_usd, USD_DECIMALS)),
+        report_id=o.report_id,
+    )
+
+
+def render_publish(console: Console, outcomes: list[FundOutcome]) -> None:
+    table = Table(box=box.SIMPLE, pad_edge=False)
+    for col in ("fund", "NAV", "decision", "reason", "tx", "gas", "cost"):
+        table.add_column(col, justify="right" if col in {"fund", "NAV", "gas", "cost"} else "left")
+    colours = {
+        "published": "green",
+        "skipped": "cyan",
+        "held": "yellow",
+        "failed": "red",
+        "pending": "magenta",
+    }
+    for o in outcomes:
+        table.add_row(
+            str(o.fund_id), "" if o.nav is None else fmt_usd(o.nav) + (" (est.)" if o.estimated else ""),
+            f"[{colours[o.decision]}]{o.decision}[/]", o.reason, (o.tx_hash or "")[:12],
+            "" if o.gas_used is None else f"{o.gas_used:,}",
+            "" if o.cost_usd is None else fmt_usd(o.cost_usd, 6),
+        )  # fmt: skip
+    console.print(table)
+
+
+class FundGasOut(BaseModel):
+    fund_id: int
+    updates: int
+    gas: int
+    avg_gas_per_update: int | None
+    cost_wei: str
+    cost_usd: Amount
+
+
+class ProjectionOut(BaseModel):
+    cadence_s: int
+    updates_per_month: int
+    gas_per_update: int
+    gas_price_wei: str
+    native_usd: Amount | None
+    monthly_gas_per_fund: int
+    monthly_cost_per_fund_wei: str
+    monthly_cost_per_fund_usd: Amount | None
+    seed_gas_per_update: int
+    seed_monthly_cost_per_fund_usd: Amount
+
+
+class GasOut(BaseModel):
+    transactions: int
+    updates: int
+    gas: int
+    avg_gas_per_update: int | None
+    cost_wei: str
+    cost_usd: Amount
+    funds: list[FundGasOut]
+    projection: ProjectionOut
+
+
+def gas_model(report: GasReport, projection: Projection, cadence_s: int) -> GasOut:
+    return GasOut(
+        transactions=report.transactions,
+        updates=report.updates,
+        gas=report.gas,
+        avg_gas_per_update=report.avg_gas_per_update,
+        cost_wei=str(report.cost_wei),
+        cost_usd=Amount.of(report.cost_usd),
+        funds=[
+            FundGasOut(
+                fund_id=f.fund_id,
+                updates=f.updates,
+                gas=f.gas,
+                avg_gas_per_update=f.avg_gas,
+                cost_wei=str(f.cost_wei),
+                cost_usd=Amount.of(f.cost_usd),
+            )
+            for f in sorted(report.funds.values(), key=lambda f: f.fund_id)
+        ],
+        projection=ProjectionOut(
+            cadence_s=cadence_s,
+            updates_per_month=projection.updates_per_month,
+            gas_per_update=projection.gas_per_update,
+            gas_price_wei=str(projection.gas_price_wei),
+            native_usd=None if projection.native_usd is None else Amount.of(projection.native_usd),
+            monthly_gas_per_fund=projection.monthly_gas,
+            monthly_cost_per_fund_wei=str(projection.monthly_wei),
+            monthly_cost_per_fund_usd=None
+            if projection.monthly_usd is None
+            else Amount.of(projection.monthly_usd),
+            seed_gas_per_update=projection.seed_gas_per_update,
+            seed_monthly_cost_per_fund_usd=Amount.of(projection.seed_monthly_usd),
+        ),
+    )
+
+
+def render_gas(console: Console, report: GasReport, projection: Projection, cadence_s: int) -> None:
+    table = Table(box=box.SIMPLE, pad_edge=False)
+    for col in ("fund", "updates", "gas", "avg gas/update", "cost (native)", "cost (USD)"):
+        table.add_column(col, justify="right")
+    for f in sorted(report.funds.values(), key=lambda f: f.fund_id):
+        table.add_row(str(f.fund_id), str(f.updates), f"{f.gas:,}", f"{f.avg_gas or 0:,}",
+                      f"{units_to_decimal(f.cost_wei, 18)}", fmt_usd(f.cost_usd, 6))  # fmt: skip
+    table.add_row("total", str(report.updates), f"{report.gas:,}", f"{report.avg_gas_per_update or 0:,}",
+                  f"{units_to_decimal(report.cost_wei, 18)}", fmt_usd(report.cost_usd, 6))  # fmt: skip
+    console.print(f"[bold]Gas ledger[/]: {report.transactions} transaction(s)")
+    console.print(table)
+    p = projection
+    usd = "unknown (no native price)" if p.monthly_usd is None else fmt_usd(p.monthly_usd, 4)
+    console.print(
+        f"Projection per fund: {p.updates_per_month} updates/month (cadence {cadence_s} s) "
+        f"× {p.gas_per_update:,} gas at {units_to_decimal(p.gas_price_wei, 9)} gwei = {usd}/month",
+        soft_wrap=True,
+    )
+    console.print(
+        f"Seed budget: {p.seed_gas_per_update:,} gas/update, {fmt_usd(p.seed_monthly_usd)}/fund/month",
+        soft_wrap=True,
+    )

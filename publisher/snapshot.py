@@ -15,6 +15,8 @@ from web3.contract import Contract
 from web3.types import BlockData
 
 FLAG_ESTIMATED = 1
+# Set by a guardian or by the engine when its circuit breaker opens (FundVault.FLAG_PAUSED).
+FLAG_PAUSED = 2
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,10 @@ class NavOnChain:
     @property
     def estimated(self) -> bool:
         return bool(self.flags & FLAG_ESTIMATED)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.flags & FLAG_PAUSED)
 
     @property
     def published(self) -> bool:

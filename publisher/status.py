@@ -11,9 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from publisher.deployment import Deployment
+from publisher.guard import pct
 from publisher.money import fmt_usd, units_to_decimal, usd_str
 from publisher.output import Amount
 from publisher.snapshot import ChainSnapshot, FundSnapshot
+from publisher.value import drawdown
 
 
 class HoldingOut(BaseModel):
@@ -28,7 +30,10 @@ class NavOut(BaseModel):
     as_of: int
     round: int
     estimated: bool
+    paused: bool
     high_water_mark_usd: Amount
+    drawdown_usd: Amount
+    drawdown_pct: str
     nav_per_share_usd: Amount | None
 
 
@@ -91,7 +96,10 @@ def status_model(deployment: Deployment, snap: ChainSnapshot) -> StatusOut:
                     as_of=f.nav.as_of,
                     round=f.nav.round,
                     estimated=f.nav.estimated,
+                    paused=f.nav.paused,
                     high_water_mark_usd=Amount.of(f.nav.high_water_mark),
+                    drawdown_usd=Amount.of(drawdown(f.nav.nav, f.nav.high_water_mark)[0]),
+                    drawdown_pct=pct(drawdown(f.nav.nav, f.nav.high_water_mark)[1]).removesuffix(" %"),
                     nav_per_share_usd=None if nps is None else Amount.of(nps),
                 ),
             )
@@ -132,11 +140,15 @@ def render_status(console: Console, deployment: Deployment, snap: ChainSnapshot)
         )
         if f.nav.published:
             flag = " [yellow](estimated)[/]" if f.nav.estimated else ""
+            flag += " [red](paused)[/]" if f.nav.paused else ""
             nps = nav_per_share(f)
             per_share = "" if nps is None else f"  per share ${usd_str(nps)}"
+            dd_abs, dd_bps = drawdown(f.nav.nav, f.nav.high_water_mark)
             console.print(
                 f"  NAV {fmt_usd(f.nav.nav)}{flag} as of {f.nav.as_of} (round {f.nav.round})  "
-                f"HWM {fmt_usd(f.nav.high_water_mark)}{per_share}"
+                f"HWM {fmt_usd(f.nav.high_water_mark)}  drawdown {pct(dd_bps)} ({fmt_usd(dd_abs)})"
+                f"{per_share}",
+                soft_wrap=True,
             )
         else:
             console.print("  NAV [dim]not published yet[/]")

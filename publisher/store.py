@@ -112,6 +112,53 @@ reports = Table(
     Column("inputs", Text, nullable=False),  # JSON: quotes, verdicts, cache use, breakdown
     Column("approved_at", Integer),
     Column("approved_by", String(128)),
+    # What is published: asOf (the snapshot block's timestamp) and the flags sent with it.
+    Column("as_of", Integer),
+    Column("flags", Integer, nullable=False, default=0),
+    Column("publication_id", Integer, ForeignKey("publications.id"), index=True),
+    Column("error", Text),
+)
+
+# One publication = one nonce of the engine's key: the transaction (single or batch) that
+# carries some reports on chain, whatever fee bumps it took. Exactly-once rests on it: every
+# attempt of a publication uses the same nonce, so at most one of them can ever be mined.
+publications = Table(
+    "publications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", Integer, nullable=False),
+    Column("sender", String(42), nullable=False),
+    Column("nonce", Integer, nullable=False),
+    # signed (committed, not yet acknowledged by a node) → sent → confirmed | failed |
+    # dropped (nonce used by something else) | replaced (by a newer publication, same nonce)
+    Column("status", String(16), nullable=False, index=True),
+    # nav: NAV updates (the gas ledger's updates); ripcord: setFundPaused by the engine
+    Column("kind", String(16), nullable=False, default="nav"),
+    Column("fund_ids", Text, nullable=False),  # JSON list
+    Column("tx_hash", String(66)),  # the mined attempt
+    Column("block_number", Integer),
+    Column("gas_used", Integer),
+    Column("effective_gas_price", BigInt),
+    Column("cost_wei", BigInt),
+    Column("native_usd", BigInt),  # the native coin's USD price (18 decimals) of that cycle
+    Column("cost_usd", BigInt),
+    Column("confirmed_at", Integer),
+    Column("error", Text),
+    Column("replaced_by", Integer),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("publication_id", Integer, ForeignKey("publications.id"), nullable=False, index=True),
+    Column("tx_hash", String(66), nullable=False),
+    Column("raw_tx", Text, nullable=False),  # the signed transaction, so a restart can rebroadcast it
+    Column("max_fee", BigInt),
+    Column("priority_fee", BigInt),
+    Column("gas_price", BigInt),
+    Column("gas_limit", Integer, nullable=False),
+    Column("created_at", Integer, nullable=False),
 )
 
 fund_state = Table(
@@ -123,6 +170,10 @@ fund_state = Table(
     Column("held_activity", Integer),
     Column("held_round", Integer),
     Column("published_activity", Integer),  # activity counter when the last NAV was published
+    Column("high_water_mark", BigInt),  # from HighWaterMarkUpdated events of confirmed receipts
+    Column("high_water_mark_at", Integer),
+    # The engine paused the fund on chain (breaker open): only then does it unpause it.
+    Column("paused_by_engine", Boolean, nullable=False, default=False),
     Column("updated_at", Integer, nullable=False),
 )
 
@@ -163,6 +214,8 @@ class NewReport:
     previous_as_of: int | None = None
     previous_round: int | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
+    as_of: int | None = None
+    flags: int = 0
 
 
 @dataclass(frozen=True)
@@ -172,6 +225,47 @@ class Report(NewReport):
     id: int = 0
     approved_at: int | None = None
     approved_by: str | None = None
+    publication_id: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One signed transaction of a publication."""
+
+    id: int
+    publication_id: int
+    tx_hash: str
+    raw_tx: str
+    max_fee: int | None
+    priority_fee: int | None
+    gas_price: int | None
+    gas_limit: int
+    created_at: int
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A nonce of the engine's key and the reports it carries."""
+
+    id: int
+    created_at: int
+    sender: str
+    nonce: int
+    status: str
+    kind: str
+    fund_ids: tuple[int, ...]
+    tx_hash: str | None
+    block_number: int | None
+    gas_used: int | None
+    effective_gas_price: int | None
+    cost_wei: int | None
+    native_usd: int | None
+    cost_usd: int | None
+    confirmed_at: int | None
+    error: str | None
+    replaced_by: int | None
+    attempts: tuple[Attempt, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -295,8 +389,8 @@ class Store:
         return _report(row) if row else None
 
     def approve(self, fund_id: int, by: str, now: int) -> Report:
-        """Approves the fund's newest held report: it becomes pending (to be published);
-        older held reports of the fund are superseded."""
+        """Approves the fund's newest held report: it becomes approved (the publisher sends it
+        unless a later report passes the guard first); older held reports are superseded."""
         held = self.held_report(fund_id)
         if held is None:
             raise StoreError(f"fund {fund_id} has no held NAV to approve")
@@ -304,7 +398,7 @@ class Store:
             conn.execute(
                 update(reports)
                 .where(reports.c.id == held.id)
-                .values(status="pending", approved_at=now, approved_by=by)
+                .values(status="approved", approved_at=now, approved_by=by)
             )
             conn.execute(
                 update(reports)
@@ -324,6 +418,150 @@ class Store:
                 .values(status="superseded")
             )
         return int(done.rowcount)
+
+    def supersede_older(self, fund_id: int, report_id: int, statuses: Sequence[str] = ("pending",)) -> int:
+        """Marks the fund's reports older than `report_id` in `statuses` superseded."""
+        with self._write() as conn:
+            done = conn.execute(
+                update(reports)
+                .where(
+                    reports.c.fund_id == fund_id,
+                    reports.c.status.in_(list(statuses)),
+                    reports.c.id < report_id,
+                )
+                .values(status="superseded")
+            )
+        return int(done.rowcount)
+
+    def supersede_approved(self, fund_id: int) -> int:
+        """A later NAV passed the guard: the fund's approved jumps are no longer to be sent."""
+        with self._write() as conn:
+            done = conn.execute(
+                update(reports)
+                .where(reports.c.fund_id == fund_id, reports.c.status == "approved")
+                .values(status="superseded")
+            )
+        return int(done.rowcount)
+
+    def pending_reports(self, fund_ids: Iterable[int] | None = None) -> list[Report]:
+        """What is to be published: per fund, the newest pending report, or else the newest
+        approved one. Everything older of the fund waiting to be sent is superseded."""
+        q = select(reports).where(reports.c.status.in_(["pending", "approved"])).order_by(reports.c.id)
+        if fund_ids is not None:
+            q = q.where(reports.c.fund_id.in_(list(fund_ids)))
+        with self._read() as conn:
+            rows = [_report(r) for r in conn.execute(q)]
+        newest: dict[int, Report] = {}
+        for r in rows:
+            best = newest.get(r.fund_id)
+            # A pending report is a fresh NAV that passed the guard: it wins over an approval.
+            if best is None or r.status == "pending" or best.status == "approved":
+                newest[r.fund_id] = r
+        for r in newest.values():
+            self.supersede_older(r.fund_id, r.id, ("pending", "approved"))
+            if r.status == "pending":
+                self.supersede_approved(r.fund_id)
+        return sorted(newest.values(), key=lambda r: r.fund_id)
+
+    def set_reports_status(self, report_ids: Sequence[int], status: str, error: str | None = None) -> None:
+        if not report_ids:
+            return
+        values: dict[str, Any] = {"status": status}
+        if error is not None:
+            values["error"] = error
+        with self._write() as conn:
+            conn.execute(update(reports).where(reports.c.id.in_(list(report_ids))).values(**values))
+
+    def reports_of(self, publication_id: int) -> list[Report]:
+        q = select(reports).where(reports.c.publication_id == publication_id).order_by(reports.c.fund_id)
+        with self._read() as conn:
+            return [_report(r) for r in conn.execute(q)]
+
+    # -- publications (the outbox's transactions) -------------------------------------------
+
+    def create_publication(self, sender: str, nonce: int, report_ids: Sequence[int], fund_ids: Sequence[int],
+                           now: int, kind: str = "nav") -> int:  # fmt: skip
+        """Commits a publication (status signed) and moves its reports to sent, in one transaction."""
+        with self._write() as conn:
+            pid = int(
+                conn.execute(
+                    insert(publications).values(
+                        created_at=now,
+                        sender=sender,
+                        nonce=nonce,
+                        status="signed",
+                        kind=kind,
+                        fund_ids=json.dumps(list(fund_ids)),
+                    )
+                ).inserted_primary_key[0]
+            )
+            conn.execute(
+                update(reports)
+                .where(reports.c.id.in_(list(report_ids)))
+                .values(status="sent", publication_id=pid)
+            )
+        return pid
+
+    def add_attempt(self, publication_id: int, tx_hash: str, raw_tx: str, gas_limit: int, now: int, *,
+                    max_fee: int | None = None, priority_fee: int | None = None,
+                    gas_price: int | None = None) -> None:  # fmt: skip
+        with self._write() as conn:
+            conn.execute(
+                insert(attempts).values(
+                    publication_id=publication_id,
+                    tx_hash=tx_hash,
+                    raw_tx=raw_tx,
+                    gas_limit=gas_limit,
+                    max_fee=max_fee,
+                    priority_fee=priority_fee,
+                    gas_price=gas_price,
+                    created_at=now,
+                )
+            )
+
+    def update_publication(self, publication_id: int, **values: Any) -> None:
+        with self._write() as conn:
+            conn.execute(update(publications).where(publications.c.id == publication_id).values(**values))
+
+    def publication(self, publication_id: int) -> Publication | None:
+        with self._read() as conn:
+            row = conn.execute(select(publications).where(publications.c.id == publication_id)).first()
+            if row is None:
+                return None
+            tries = conn.execute(
+                select(attempts).where(attempts.c.publication_id == publication_id).order_by(attempts.c.id)
+            ).all()
+        return _publication(row, tries)
+
+    def publications(self, statuses: Sequence[str] | None = None, limit: int = 1000) -> list[Publication]:
+        q = select(publications.c.id).order_by(publications.c.id).limit(limit)
+        if statuses is not None:
+            q = q.where(publications.c.status.in_(list(statuses)))
+        with self._read() as conn:
+            ids = [r.id for r in conn.execute(q)]
+        return [p for i in ids if (p := self.publication(i)) is not None]
+
+    def unfinished_publications(self) -> list[Publication]:
+        """Publications whose outcome is not known yet (signed or sent)."""
+        return self.publications(("signed", "sent"))
+
+    def set_high_water_mark(self, fund_id: int, hwm: int, now: int) -> None:
+        self._upsert_fund(fund_id, now, high_water_mark=hwm, high_water_mark_at=now)
+
+    def set_paused_by_engine(self, fund_id: int, paused: bool, now: int) -> None:
+        self._upsert_fund(fund_id, now, paused_by_engine=paused)
+
+    def paused_by_engine(self, fund_id: int) -> bool:
+        with self._read() as conn:
+            row = conn.execute(
+                select(fund_state.c.paused_by_engine).where(fund_state.c.fund_id == fund_id)
+            ).first()
+        return bool(row and row.paused_by_engine)
+
+    def high_water_marks(self) -> dict[int, int]:
+        with self._read() as conn:
+            rows = conn.execute(select(fund_state.c.fund_id, fund_state.c.high_water_mark)).all()
+        return {r.fund_id: r.high_water_mark for r in rows if r.high_water_mark is not None}
 
     # -- fund state -----------------------------------------------------------------------
 
@@ -404,6 +642,12 @@ class _Tx:
             raise StoreError(f"store write failed: {getattr(err, 'orig', err)}") from None
         if exc[0] is not None and issubclass(exc[0], SQLAlchemyError):
             raise StoreError(f"store error: {getattr(exc[1], 'orig', exc[1])}") from None
+
+
+def _publication(row: Any, tries: Sequence[Any]) -> Publication:
+    m = dict(row._mapping)
+    m["fund_ids"] = tuple(json.loads(m["fund_ids"]))
+    return Publication(**m, attempts=tuple(Attempt(**dict(t._mapping)) for t in tries))
 
 
 def _report(row: Any) -> Report:

@@ -188,3 +188,12 @@ def _slice(
         symbol, venue, address, amount, decimals, p.price, value, haircut, after_haircut(value, haircut),
         p.confidence, p.sources, p.estimated,
     )  # fmt: skip
+
+
+def drawdown(nav: int, high_water_mark: int) -> tuple[int, int]:
+    """Drawdown from the peak: (absolute, 18-decimal USD; basis points of the peak, rounded down).
+    Zero at or above the mark, and without one."""
+    if high_water_mark <= 0 or nav >= high_water_mark:
+        return 0, 0
+    gap = high_water_mark - nav
+    return gap, gap * 10_000 // high_water_mark

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +19,10 @@ from web3.exceptions import ContractLogicError
 from web3.providers.eth_tester import EthereumTesterProvider
 
 from publisher.artifacts import load_artifact
-from publisher.chain import DecodedRevert, decode_revert, revert_of
-from publisher.deploy import NAV_ENGINE_ROLE, create_address
+from publisher.chain import DecodedRevert, connect, decode_revert, revert_of
+from publisher.config import load_settings
+from publisher.deploy import NAV_ENGINE_ROLE, create_address, deploy_demo
+from publisher.keys import load_account
 from publisher.localchain import REPO_ROOT, AnvilNode, free_port, load_anvil_config, start_anvil
 from tests.httpserver import http_server  # noqa: F401 - fixture for every test
 
@@ -140,6 +144,37 @@ def _tester_revert_data(exc: BaseException) -> bytes | None:
                 return value
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+@pytest.fixture(scope="session")
+def demo_deployment(anvil: AnvilNode, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo deployed once on the session's anvil; returns its deployment.json."""
+    state = tmp_path_factory.mktemp("demo-state")
+    settings = load_settings(rpc_url=anvil.rpc_url, state_dir=state, anvil_env=None)
+    account = load_account(settings)
+    deploy_demo(connect(settings), settings, account, account.address)
+    return state / "deployment.json"
+
+
+@pytest.fixture
+def demo_chain(anvil: AnvilNode, demo_deployment: Path, tmp_path: Path) -> Iterator[Path]:
+    """A state directory holding the demo's deployment.json, on a chain that is put back
+    exactly as the demo left it when the test ends (anvil's evm_snapshot / evm_revert), its
+    clock reset to now, so each test gets a pristine demo without deploying it again."""
+    w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    state = tmp_path / "state"
+    state.mkdir()
+    shutil.copy(demo_deployment, state / "deployment.json")
+    try:
+        yield state
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+        assert w3.provider.make_request("evm_revert", [snapshot])["result"] is True
+        # The revert keeps the time a test moved forward; bring it back to now, but never
+        # behind the latest block (anvil would then mine blocks older than their parent).
+        latest = int(w3.eth.get_block("latest")["timestamp"])
+        w3.provider.make_request("evm_setTime", [max(int(time.time()), latest + 1)])
 
 
 @pytest.fixture(scope="session")

@@ -98,8 +98,9 @@ def test_update_nav_emits_seed_event_and_records_in_hub_in_the_same_transaction(
     assert dict(ev["args"]) == {"fundId": fid, "oldNAV": 0, "newNAV": 690_000 * USD, "timestamp": t}
     (rec,) = local.hub.events.NAVRecorded().process_receipt(receipt, errors=DISCARD)
     assert dict(rec["args"]) == {"fundId": fid, "nav": 690_000 * USD, "timestamp": t}
-    nav, as_of, rnd, flags, estimated, hwm, _shares, _nps = nav_state(local, fid)
+    nav, as_of, rnd, flags, estimated, hwm, _shares, _nps, paused = nav_state(local, fid)
     assert (nav, as_of, rnd, flags, estimated, hwm) == (690_000 * USD, t, 1, 0, False, 690_000 * USD)
+    assert paused is False
     assert local.hub.functions.latestNAV(fid).call() == [690_000 * USD, t]
 
     local.travel(60)

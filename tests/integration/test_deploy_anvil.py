@@ -8,14 +8,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from web3.exceptions import ContractLogicError
 
 from publisher import cli
-from publisher._exceptions import DeploymentError, NoCode, WrongChain
-from publisher.chain import connect, contract_at
+from publisher._exceptions import DeploymentError, NoCode, TransactionFailed, WrongChain
+from publisher.chain import connect, contract_at, revert_of, send
 from publisher.cli import main
 from publisher.config import load_settings
-from publisher.deploy import NAV_ENGINE_ROLE
+from publisher.deploy import NAV_ENGINE_ROLE, deploy_fund_feed
 from publisher.deployment import load_deployment
+from publisher.keys import load_account
 from publisher.localchain import AnvilNode
 
 pytestmark = pytest.mark.anvil
@@ -61,6 +63,54 @@ def test_deployment_file_names_everything(env: Path) -> None:
     assert data["funds"][0]["assets"] == ["BTC", "ETH", "USDC"]
     assert data["funds"][1]["assets"] == ["XAUT", "USDC"]
     assert len(data["funds"][2]["assets"]) >= 20
+    assert sorted(data["fund_feeds"]) == ["1", "2", "3"]  # JSON keys; one feed per demo fund
+
+
+def test_fund_feeds_read_through_the_chainlink_abi_before_any_nav(env: Path) -> None:
+    settings = load_settings()
+    w3 = connect(settings)
+    d = load_deployment(settings, w3)
+    assert sorted(d.fund_feeds) == [f.fund_id for f in d.funds] == [1, 2, 3]
+    for fund_id, address in d.fund_feeds.items():
+        feed = contract_at(w3, "AggregatorV3Interface", address)
+        assert feed.functions.decimals().call() == 18
+        assert feed.functions.description().call() == f"Fund {fund_id} NAV per share / USD"
+        assert feed.functions.version().call() == 1
+        with pytest.raises(ContractLogicError) as caught:
+            feed.functions.latestRoundData().call()
+        decoded = revert_of(caught.value)
+        assert decoded is not None and (decoded.name, decoded.args) == ("NoDataPresent", (fund_id, 0))
+        full = contract_at(w3, "FundNavFeed", address)
+        assert full.functions.vault().call() == d.vault and full.functions.fundId().call() == fund_id
+        assert full.functions.paused().call() is False
+
+
+def test_a_feed_for_a_fund_created_later(env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NAVPUB_STATE_DIR", str(tmp_path))  # a fresh core deployment, not the demo's
+    assert main(["deploy"]) == 0
+    settings = load_settings()
+    w3 = connect(settings)
+    d = load_deployment(settings, w3)
+    assert d.fund_feeds == {}
+    account = load_account(settings)
+    vault = contract_at(w3, "FundVault", d.vault)
+    with pytest.raises(TransactionFailed, match=r"UnknownFund\(1\)"):
+        deploy_fund_feed(w3, account, d.vault.lower(), 1)
+    send(w3, account, vault.functions.createFund(account.address), "createFund")
+    address = deploy_fund_feed(w3, account, d.vault.lower(), 1)
+    assert address == w3.to_checksum_address(address)
+    assert contract_at(w3, "FundNavFeed", address).functions.fundId().call() == 1
+
+
+def test_a_deployment_file_from_before_fund_feeds_still_loads(
+    env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    data = json.loads((env / "deployment.json").read_text())
+    del data["fund_feeds"]
+    (tmp_path / "deployment.json").write_text(json.dumps(data))
+    monkeypatch.setenv("NAVPUB_STATE_DIR", str(tmp_path))
+    d = load_deployment(load_settings())
+    assert d.fund_feeds == {} and len(d.funds) == 3
 
 
 def test_engine_role_and_contract_wiring_on_chain(env: Path) -> None:
@@ -139,7 +189,7 @@ def test_deploy_grants_the_engine_role_to_another_address(
     settings = load_settings()
     w3 = connect(settings)
     d = load_deployment(settings, w3)
-    assert d.nav_engine == engine and d.tokens == {} and d.funds == []
+    assert d.nav_engine == engine and d.tokens == {} and d.funds == [] and d.fund_feeds == {}
     vault = contract_at(w3, "FundVault", d.vault)
     assert vault.functions.hasRole(NAV_ENGINE_ROLE, engine).call()
     assert not vault.functions.hasRole(NAV_ENGINE_ROLE, d.deployer).call()

@@ -149,7 +149,7 @@ def test_hold_then_approve(
     assert main(["approve", "--fund", "2", "--by", "alice"]) == 0
     assert "approved report" in capsys.readouterr().out
     report = engine.store.report(held.report_id)
-    assert (report.status, report.approved_by) == ("pending", "alice")
+    assert (report.status, report.approved_by) == ("approved", "alice")
     assert main(["approve", "--fund", "2"]) == 2
     assert "has no held NAV" in capsys.readouterr().err
 

@@ -57,7 +57,7 @@ def test_approve_newest_held_and_supersede_the_rest(store: Store) -> None:
     approved = store.approve(1, "alice", 200)
     assert (approved.id, approved.status, approved.approved_by, approved.approved_at) == (
         new,
-        "pending",
+        "approved",
         "alice",
         200,
     )
@@ -94,3 +94,28 @@ def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises((StoreError, OSError)):
         Store.open(f"sqlite:///{blocker / 'navpub.sqlite3'}")
+
+
+def test_pending_beats_approved_and_older_ones_are_superseded(store: Store) -> None:
+    held = store.add_report(report())
+    store.approve(1, "bob", 10)
+    assert [r.id for r in store.pending_reports()] == [held]  # the approval is what waits
+    old = store.add_report(report(status="pending"))
+    new = store.add_report(report(status="pending", nav=7 * E18))
+    assert [r.id for r in store.pending_reports()] == [new]  # a fresh NAV that passed wins
+    assert store.report(old).status == "superseded" and store.report(held).status == "superseded"
+
+
+def test_publication_lifecycle(store: Store) -> None:
+    rid = store.add_report(report(status="pending"))
+    pid = store.create_publication("0xabc", 7, [rid], [1], 100)
+    assert store.report(rid).status == "sent" and store.report(rid).publication_id == pid
+    store.add_attempt(pid, "0x01", "0xf8", 50_000, 101, max_fee=10, priority_fee=1)
+    store.add_attempt(pid, "0x02", "0xf9", 50_000, 102, max_fee=12, priority_fee=2)
+    (p,) = store.unfinished_publications()
+    assert (p.nonce, p.status, p.kind, p.fund_ids, [a.tx_hash for a in p.attempts]) == (
+        7, "signed", "nav", (1,), ["0x01", "0x02"],
+    )  # fmt: skip
+    store.update_publication(pid, status="confirmed", tx_hash="0x02", gas_used=40_000, cost_wei=2**80)
+    assert store.unfinished_publications() == [] and store.publication(pid).cost_wei == 2**80
+    assert [r.id for r in store.reports_of(pid)] == [rid]

@@ -1,0 +1,340 @@
+"""One publish cycle: reconcile the outbox with the chain, compute, and send what passed — all
+due funds in one transaction — then account for it (HWM, gas ledger, alerts).
+
+Exactly once: a report is committed before anything is sent, a publication owns one nonce
+(sender.py), and before computing anything the outbox is reconciled with the chain (receipts
+of sent hashes, the account's nonce). After a network failure the NAV waits in the outbox;
+when the chain answers again, the stuck publication's nonce is reused for the newest NAVs
+(older ones are superseded) or, when nothing newer exists, the signed transaction is sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from web3.logs import DISCARD
+
+from publisher._exceptions import RpcUnreachable, TransactionFailed
+from publisher.artifacts import load_artifact
+from publisher.config import Settings
+from publisher.engine import CycleResult, FundResult, NavEngine
+from publisher.fees import Fees
+from publisher.guard import Trigger
+from publisher.keys import load_account
+from publisher.sender import Call, Hooks, Prepared, TxSender, fees_of
+from publisher.store import Publication, Report, Store
+
+log = logging.getLogger("navpub.publish")
+
+Outcome = Literal["published", "skipped", "held", "failed", "pending"]
+
+
+@dataclass(frozen=True)
+class FundOutcome:
+    """What a publish cycle did for one fund."""
+
+    fund_id: int
+    nav: int | None
+    estimated: bool
+    decision: Outcome
+    reason: str
+    report_id: int | None
+    tx_hash: str | None = None
+    gas_used: int | None = None  # this fund's share of the transaction's gas
+    cost_usd: int | None = None  # this fund's share, 18 decimals
+
+
+def fund_shares(total: int, n: int) -> list[int]:
+    """Splits `total` over `n` funds exactly: equal parts, the remainder to the first."""
+    part, rest = divmod(total, n)
+    return [part + rest] + [part] * (n - 1)
+
+
+class Publisher:
+    """The engine plus the outbox and the sender: `cycle()` is `navpub publish`."""
+
+    def __init__(self, engine: NavEngine, sender: TxSender) -> None:
+        self.engine = engine
+        self.sender = sender
+        self.store: Store = engine.store
+        self.settings: Settings = engine.settings
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, hooks: Hooks | None = None, **sender_kw: object
+    ) -> Publisher:
+        engine = NavEngine.from_settings(settings)
+        account = load_account(settings)
+        sender = TxSender(engine.pool, account, engine.store, settings, hooks=hooks, **sender_kw)  # type: ignore[arg-type]
+        return cls(engine, sender)
+
+    def alert(
+        self, kind: str, message: str, fund_id: int | None = None, report_id: int | None = None
+    ) -> None:
+        log.warning("%s: %s", kind, message)
+        self.store.add_alert(kind, message, self.engine.clock(), fund_id, report_id)
+
+    # -- reconcile ----------------------------------------------------------------------------
+
+    def settle_outbox(self) -> list[Publication]:
+        """Settles every unfinished publication the chain already has an answer for."""
+        settled = []
+        for pub in self.store.unfinished_publications():
+            done = self.sender.settle(pub)
+            if done is not None:
+                self._account(done)
+                settled.append(done)
+        return settled
+
+    def resume_outbox(self, cycle: CycleResult | None) -> list[Publication]:
+        """Unfinished publications whose nonce is still free: replaced by the newest NAVs of
+        their funds when newer ones wait, sent again otherwise, then awaited."""
+        out = []
+        for pub in self.store.unfinished_publications():
+            carried = self.store.reports_of(pub.id)
+            newer = self.store.pending_reports(pub.fund_ids)
+            if newer:
+                fresh_funds = {n.fund_id for n in newer}
+                reports = [*newer, *(r for r in carried if r.fund_id not in fresh_funds)]
+                prepared = self._prepare(reports)
+                if prepared is not None:
+                    # Same nonce, newest payload: whichever of the two is mined, only one can be.
+                    self.store.update_publication(pub.id, status="replaced")
+                    self.store.set_reports_status(
+                        [r.id for r in carried if r.fund_id in fresh_funds], "superseded"
+                    )
+                    last = pub.attempts[-1] if pub.attempts else None
+                    fresh = self._publish(prepared, reports, cycle, nonce=pub.nonce,
+                                          min_fees=fees_of(last) if last else None)  # fmt: skip
+                    if fresh is not None:
+                        self.store.update_publication(pub.id, replaced_by=fresh.id)
+                        out.append(fresh)
+                    continue
+            self.sender.rebroadcast(pub)
+            done = self.sender.wait(pub.id, None)
+            self._account(done, cycle)
+            out.append(done)
+        return out
+
+    # -- the cycle -----------------------------------------------------------------------------
+
+    def cycle(self, fund_ids: Sequence[int] | None = None, *, force: bool = False,
+              trigger: Trigger = "scheduled") -> list[FundOutcome]:  # fmt: skip
+        """Reconcile, compute, send, account. Raises RpcUnreachable when the chain cannot be
+        read at all (nothing is lost: the outbox is reconciled next time)."""
+        s = self.settings
+        try:
+            self.settle_outbox()
+        except RpcUnreachable as exc:
+            self.alert("rpc_unreachable", str(exc))
+            raise
+        cycle = self.engine.rpc_call(
+            lambda: self.engine.run(
+                fund_ids, "forced" if force else trigger, extra_symbols=[s.native_symbol]
+            ),
+            "NAV cycle",
+        )
+        resumed = self.resume_outbox(cycle)
+        self.sync_ripcord(cycle)
+        wanted = [f.fund_id for f in cycle.funds]
+        due = [r for r in self.store.pending_reports(wanted) if self._still_newer(r, cycle)]
+        if due:
+            prepared = self._prepare(due)
+            if prepared is not None:
+                self._publish(prepared, due, cycle)
+        # Per fund: what became of the report this cycle sent (or resent), else its decision.
+        sent = {r.fund_id: r for p in resumed for r in self.store.reports_of(p.id)}
+        sent.update({r.fund_id: r for r in due})
+        outcomes = []
+        for f in cycle.funds:
+            report = sent.get(f.fund_id)
+            outcomes.append(self._outcome(report.id) if report else self._decision(f, cycle))
+        return outcomes
+
+    def sync_ripcord(self, cycle: CycleResult) -> None:
+        """Mirrors each fund's circuit breaker on chain: paused while it is open (readable by
+        every consumer, like Chainlink's ripcord), unpaused when it closes — but only a pause
+        the engine set itself; a guardian's pause is the guardian's to lift."""
+        vault = load_artifact("FundVault")
+        for f in cycle.funds:
+            breaker_open = self.store.fund_record(f.fund_id).guard.breaker_open
+            on_chain = f.snapshot.nav.paused
+            if breaker_open and not on_chain:
+                pause, reason = True, f"circuit breaker open: {f.decision.reason}"[:200]
+            elif not breaker_open and on_chain and self.store.paused_by_engine(f.fund_id):
+                pause, reason = False, "circuit breaker closed: prices healthy again"
+            else:
+                continue
+            call = Call(self.engine.deployment.vault, vault.abi, "setFundPaused", (f.fund_id, pause, reason))
+            try:
+                prepared = self.sender.prepare(call, f"setFundPaused({f.fund_id}, {pause})")
+                pub = self.sender.publish(prepared, [], [f.fund_id], kind="ripcord")
+            except (TransactionFailed, RpcUnreachable) as exc:
+                self.alert("ripcord_failed", f"fund {f.fund_id}: {exc}", f.fund_id)
+                continue
+            if pub.status == "confirmed":
+                self.store.set_paused_by_engine(f.fund_id, pause, self.engine.clock())
+                state = "paused" if pause else "unpaused"
+                self.alert("ripcord", f"fund {f.fund_id} {state} on chain: {reason}", f.fund_id)
+
+    def _still_newer(self, report: Report, cycle: CycleResult) -> bool:
+        """A report whose asOf the chain already has (or passed) is obsolete: superseded."""
+        on_chain = next((f.snapshot.nav for f in cycle.funds if f.fund_id == report.fund_id), None)
+        if on_chain is not None and report.as_of is not None and report.as_of <= on_chain.as_of:
+            self.store.set_reports_status([report.id], "superseded")
+            return False
+        return True
+
+    def _prepare(self, reports: Sequence[Report]) -> Prepared | None:
+        """The transaction for `reports` (updateNAV, or updateNAVBatch for several funds),
+        simulated. A revert fails the reports with the decoded error: never retried blindly."""
+        reports = sorted(reports, key=lambda r: r.fund_id)
+        vault = load_artifact("FundVault")
+        address = self.engine.deployment.vault
+        if len(reports) == 1:
+            r = reports[0]
+            call = Call(address, vault.abi, "updateNAV", (r.fund_id, r.nav, r.as_of, r.flags))
+        else:
+            entries = [(r.fund_id, r.nav, r.as_of, r.flags) for r in reports]
+            call = Call(address, vault.abi, "updateNAVBatch", (entries,))
+        what = f"NAV of fund(s) {', '.join(str(r.fund_id) for r in reports)}"
+        try:
+            return self.sender.prepare(call, what)
+        except TransactionFailed as exc:
+            self._failed(reports, str(exc))
+        except RpcUnreachable as exc:
+            for r in reports:
+                self.alert("publish_failed", f"{exc}; the NAV stays in the outbox", r.fund_id, r.id)
+        return None
+
+    def _publish(self, prepared: Prepared, reports: Sequence[Report], cycle: CycleResult | None, *,
+                 nonce: int | None = None, min_fees: Fees | None = None) -> Publication | None:  # fmt: skip
+        reports = sorted(reports, key=lambda r: r.fund_id)
+        ids = [r.id for r in reports]
+        try:
+            pub = self.sender.publish(
+                prepared, ids, [r.fund_id for r in reports], nonce=nonce, min_fees=min_fees
+            )
+        except RpcUnreachable as exc:
+            for r in reports:
+                self.alert("publish_failed", f"{exc}; the NAV stays in the outbox", r.fund_id, r.id)
+            return None
+        except TransactionFailed as exc:
+            self._failed(reports, str(exc))
+            return None
+        self._account(pub, cycle)
+        return self.store.publication(pub.id)
+
+    def _failed(self, reports: Sequence[Report], error: str) -> None:
+        self.store.set_reports_status([r.id for r in reports], "failed", error)
+        for r in reports:
+            self.alert("publish_failed", error, r.fund_id, r.id)
+
+    # -- accounting ----------------------------------------------------------------------------
+
+    def _account(self, pub: Publication, cycle: CycleResult | None = None) -> None:
+        """Receipt → reports confirmed, HWM and activity baseline, gas in USD; or the failure."""
+        reports = self.store.reports_of(pub.id)
+        ids = [r.id for r in reports]
+        now = self.engine.clock()
+        if pub.status == "confirmed":
+            self.store.set_reports_status(ids, "confirmed")
+            for r in reports:
+                if r.activity is not None:
+                    self.store.set_published_activity(r.fund_id, r.activity, now)
+            receipt = self.sender.receipt_of(pub)
+            if receipt is not None:
+                vault = self.engine.vault
+                for ev in vault.events.HighWaterMarkUpdated().process_receipt(receipt, errors=DISCARD):
+                    self.store.set_high_water_mark(ev["args"]["fundId"], ev["args"]["newNAV"], now)
+            native = self._native_usd(cycle)
+            if native is not None and pub.cost_wei is not None:
+                self.store.update_publication(
+                    pub.id, native_usd=native, cost_usd=pub.cost_wei * native // 10**18
+                )
+        elif pub.status == "failed":
+            self.store.set_reports_status(ids, "failed", pub.error)
+            for r in reports:
+                self.alert("publish_failed", f"fund {r.fund_id}: {pub.error}", r.fund_id, r.id)
+        elif pub.status == "dropped":
+            sibling = self._mined_sibling(pub)
+            if sibling is not None:
+                # The nonce went to the publication this one replaced: that one is on chain.
+                self.store.update_publication(pub.id, status="replaced", error=None)
+                self.store.set_reports_status(ids, "pending")
+                self._account(sibling, cycle)
+                return
+            # The NAVs were never published: back to the outbox, where newer ones supersede them.
+            self.store.set_reports_status(ids, "pending")
+            self.alert("publication_dropped", f"publication {pub.id} (nonce {pub.nonce}): {pub.error}")
+        elif pub.status == "sent":
+            self.alert(
+                "not_mined", f"publication {pub.id} (nonce {pub.nonce}) not mined yet; it stays in the outbox"
+            )
+
+    def _mined_sibling(self, pub: Publication) -> Publication | None:
+        """A replaced publication of the same nonce whose transaction was mined after all."""
+        for other in self.store.publications(("replaced",)):
+            if other.nonce == pub.nonce and other.sender == pub.sender and other.id != pub.id:
+                for attempt in other.attempts:
+                    receipt = self.sender.receipt(attempt.tx_hash)
+                    if receipt is not None:
+                        self.store.update_publication(other.id, status="sent")
+                        settled = self.sender.settle(self.store.publication(other.id))  # type: ignore[arg-type]
+                        if settled is not None:
+                            carried = [r.id for r in self.store.reports_of(other.id)]
+                            self.store.set_reports_status(carried, "sent")
+                            return settled
+        return None
+
+    def _native_usd(self, cycle: CycleResult | None) -> int | None:
+        native = self.settings.native_symbol
+        if cycle is not None and native in cycle.prices:
+            return cycle.prices[native].price
+        cached = self.store.cached_prices([native]).get(native)
+        return cached.price if cached else None
+
+    # -- outcomes -------------------------------------------------------------------------------
+
+    def _decision(self, f: FundResult, cycle: CycleResult) -> FundOutcome:
+        """The outcome of a fund nothing was sent for this cycle."""
+        v = f.valuation
+        if f.decision.action == "publish":
+            stored = self.store.report(f.report_id) if f.report_id else None
+            if stored is not None and stored.status == "superseded":
+                return FundOutcome(f.fund_id, v.nav if v else None, f.decision.estimated, "skipped",
+                                   "the chain already has a NAV as of this block", f.report_id)  # fmt: skip
+            if stored is not None:
+                return self._outcome(stored.id)
+        names: dict[str, Outcome] = {
+            "skip": "skipped",
+            "hold": "held",
+            "fail": "failed",
+            "publish": "pending",
+        }
+        return FundOutcome(f.fund_id, v.nav if v else None, f.decision.estimated, names[f.decision.action],
+                           f.decision.reason, f.report_id)  # fmt: skip
+
+    def _outcome(self, report_id: int) -> FundOutcome:
+        """A sent report's outcome, from its publication."""
+        r = self.store.report(report_id)
+        assert r is not None
+        pub = self.store.publication(r.publication_id) if r.publication_id else None
+        if r.status == "failed":
+            return FundOutcome(r.fund_id, r.nav, r.estimated, "failed", r.error or "failed", r.id)
+        if pub is None or r.status != "confirmed" or pub.status != "confirmed":
+            reason = (
+                "in the outbox: the RPC did not take it; it is sent again when the RPC answers"
+                if pub is None or pub.status == "signed"
+                else f"sent (nonce {pub.nonce}), not mined yet; it stays in the outbox"
+            )
+            return FundOutcome(r.fund_id, r.nav, r.estimated, "pending", reason, r.id)
+        idx = sorted(pub.fund_ids).index(r.fund_id)
+        n = len(pub.fund_ids)
+        gas = fund_shares(pub.gas_used, n)[idx] if pub.gas_used is not None else None
+        cost = fund_shares(pub.cost_usd, n)[idx] if pub.cost_usd is not None else None
+        reason = r.reason + (f" (approved by {r.approved_by})" if r.approved_by else "")
+        return FundOutcome(r.fund_id, r.nav, r.estimated, "published", reason, r.id, pub.tx_hash, gas, cost)
