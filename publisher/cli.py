@@ -112,15 +112,15 @@ def demo(
     if keep_running:
         start_detached(local, settings.state_dir)
         _deploy(settings, demo=True, engine=None)
-        _status(settings, as_json=False)
         _nav_preview(settings)
+        _demo_publish(settings)
         out.print(f"anvil keeps running at {local.rpc_url}; stop it with `navpub chain stop`")
         return
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     with running_anvil(local, log_path=settings.state_dir / "anvil.log"):
         _deploy(settings, demo=True, engine=None)
-        _status(settings, as_json=False)
         _nav_preview(settings)
+        _demo_publish(settings)
     out.print("anvil stopped (use --keep-running to keep it)")
 
 
@@ -154,6 +154,16 @@ def nav(
     else:
         for f in cycle.funds:
             render_nav(out, cycle, f)
+
+
+def _demo_publish(settings: Settings) -> None:
+    """The demo's first publication: every fund in one transaction, then the chain's view."""
+    out.rule("Publishing (all funds, one transaction)")
+    publisher = Publisher.from_settings(settings)
+    render_publish(out, publisher.cycle(trigger="manual"))
+    _status(settings, as_json=False)
+    report = ledger(publisher.store.publications())
+    out.print(f"gas: {report.gas:,} for {report.updates} NAV updates in {report.transactions} transaction(s)")
 
 
 def _nav_preview(settings: Settings) -> None:
