@@ -158,6 +158,13 @@ class TxSender:
     def _fresh_fees(self, w3: Web3) -> Fees:
         block = w3.eth.get_block("latest")
         base_fee = block.get("baseFeePerGas")
+        if base_fee is not None:
+            # The block being built may already charge more than the last one did.
+            try:
+                pending = w3.eth.get_block("pending").get("baseFeePerGas")
+            except Web3RPCError:
+                pending = None
+            base_fee = max(int(base_fee), int(pending or 0))
         if base_fee is None:
             return initial_fees(None, 0, w3.eth.gas_price, self.rules)
         try:
@@ -220,9 +227,12 @@ class TxSender:
                 message = str(exc).lower()
                 if "already known" in message or "already imported" in message:
                     pass  # the node has this very transaction: it was sent
-                elif "replacement" in message and "underpriced" in message:
+                elif (
+                    "replacement" in message and "underpriced" in message
+                ) or "less than block base fee" in message:
                     # Another transaction holds this nonce with higher fees (ours from before a
-                    # restart, usually): bump past it and sign again.
+                    # restart, usually), or the base fee rose since the fees were set: bump past
+                    # both and sign again.
                     fresh = self._rpc(self._fresh_fees, "fees")
                     fees = bumped(fees_of(attempt), fresh, self.rules)
                     if fees is None:

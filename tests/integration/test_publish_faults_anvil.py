@@ -127,26 +127,47 @@ def test_rpc_down_beyond_retries_then_back_publishes_the_newest_once(
     assert pub.store.report(o.report_id).status == "superseded"
 
 
-def test_stuck_transaction_is_replaced_with_higher_fees(settings: Settings, rpc: Web3) -> None:
+def test_fee_too_low_transaction_sits_then_is_replaced_with_higher_fees(
+    settings: Settings, rpc: Web3
+) -> None:
     clock = FakeTime()
 
-    def mine_on_replacement(attempt: Attempt) -> None:
-        pub_row = publisher.store.publication(attempt.publication_id)
-        if len(pub_row.attempts) == 2:
-            rpc.provider.make_request("evm_mine", [])
+    def miner(attempt: Attempt) -> None:
+        tries = publisher.store.publication(attempt.publication_id).attempts
+        if len(tries) == 1:
+            # The base fee jumps past our fee cap: the next block leaves the transaction out.
+            rpc.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(50 * 10**9)])
+        rpc.provider.make_request("evm_mine", [])
 
     rpc.provider.make_request("evm_setAutomine", [False])
-    publisher = Publisher.from_settings(settings, hooks=Hooks(after_broadcast=mine_on_replacement),
-                                        sleep=clock.sleep, monotonic=clock.monotonic)  # fmt: skip
     rpc.provider.make_request("evm_mine", [])  # a block for the snapshot to read
+    publisher = Publisher.from_settings(settings, hooks=Hooks(after_broadcast=miner),
+                                        sleep=clock.sleep, monotonic=clock.monotonic)  # fmt: skip
     (o,) = publisher.cycle([1])
     assert o.decision == "published"
     (p,) = publisher.store.publications()
     first, second = p.attempts
+    assert first.max_fee < 50 * 10**9  # too low for the block after it
     assert second.max_fee * 8 >= first.max_fee * 9 and second.priority_fee * 8 >= first.priority_fee * 9
-    assert p.tx_hash == second.tx_hash and p.nonce == publisher.store.publication(p.id).nonce
+    assert second.max_fee >= 2 * 50 * 10**9 * 7 // 8  # repriced from the new base fee
+    assert p.tx_hash == second.tx_hash  # the replacement, at the same nonce, was mined
     assert len(nav_updates(publisher, 1)) == 1
     assert clock.now >= settings.receipt_timeout_s  # it waited out the timeout (fake time)
+
+
+def test_resending_a_transaction_already_mined_is_harmless(settings: Settings, rpc: Web3) -> None:
+    def crash(_: Attempt) -> None:
+        raise SimulatedCrash
+
+    dying = Publisher.from_settings(settings, hooks=Hooks(after_broadcast=crash))
+    with pytest.raises(SimulatedCrash):
+        dying.cycle([3])  # automine: mined before the crash
+    (p,) = dying.store.publications()
+    dying.store.update_publication(p.id, status="signed")  # as if the broadcast's answer was lost
+    restarted = Publisher.from_settings(settings)
+    restarted.sender.rebroadcast(restarted.store.publication(p.id))  # "nonce too low": fine
+    assert restarted.settle_outbox()[0].status == "confirmed"
+    assert len(nav_updates(restarted, 3)) == 1
 
 
 def test_crash_between_send_and_receipt_then_restart(settings: Settings, rpc: Web3) -> None:
