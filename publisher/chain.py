@@ -191,7 +191,7 @@ def _fees(w3: Web3) -> TxParams:
     Given explicitly so web3 does not look them up again for every transaction; the chain id
     is cached per client for the same reason.
     """
-    block = w3.eth.get_block("latest")
+    block = w3.eth.get_block("pending")  # the block being built is the one that charges
     chain_id = _chain_ids.get(w3)
     if chain_id is None:
         chain_id = _chain_ids[w3] = w3.eth.chain_id

@@ -173,8 +173,10 @@ def demo_chain(anvil: AnvilNode, demo_deployment: Path, tmp_path: Path) -> Itera
         assert w3.provider.make_request("evm_revert", [snapshot])["result"] is True
         # The revert keeps the time a test moved forward; bring it back to now, but never
         # behind the latest block (anvil would then mine blocks older than their parent).
-        latest = int(w3.eth.get_block("latest")["timestamp"])
-        w3.provider.make_request("evm_setTime", [max(int(time.time()), latest + 1)])
+        latest = w3.eth.get_block("latest")
+        w3.provider.make_request("evm_setTime", [max(int(time.time()), int(latest["timestamp"]) + 1)])
+        # Nor a base fee a test raised (anvil_setNextBlockBaseFeePerGas outlives the revert).
+        w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(int(latest["baseFeePerGas"]))])
 
 
 @pytest.fixture(scope="session")
