@@ -329,7 +329,7 @@ class Publisher:
             reason = (
                 "in the outbox: the RPC did not take it; it is sent again when the RPC answers"
                 if pub is None or pub.status == "signed"
-                else f"sent (nonce {pub.nonce}), not mined yet; it stays in the outbox"
+                else f"sent (nonce {pub.nonce}), not confirmed yet; it stays in the outbox"
             )
             return FundOutcome(r.fund_id, r.nav, r.estimated, "pending", reason, r.id)
         idx = sorted(pub.fund_ids).index(r.fund_id)

@@ -28,6 +28,10 @@ class SimulatedCrash(BaseException):
     """The process dies: not an Exception, so no handler of the publisher catches it."""
 
 
+def crash(_: Attempt) -> None:
+    raise SimulatedCrash
+
+
 @dataclass
 class FakeTime:
     """A monotonic clock that only moves when the sender sleeps: timeouts without waiting."""
@@ -156,9 +160,6 @@ def test_fee_too_low_transaction_sits_then_is_replaced_with_higher_fees(
 
 
 def test_resending_a_transaction_already_mined_is_harmless(settings: Settings, rpc: Web3) -> None:
-    def crash(_: Attempt) -> None:
-        raise SimulatedCrash
-
     dying = Publisher.from_settings(settings, hooks=Hooks(after_broadcast=crash))
     with pytest.raises(SimulatedCrash):
         dying.cycle([3])  # automine: mined before the crash
@@ -170,44 +171,39 @@ def test_resending_a_transaction_already_mined_is_harmless(settings: Settings, r
     assert len(nav_updates(restarted, 3)) == 1
 
 
-def test_crash_between_send_and_receipt_then_restart(settings: Settings, rpc: Web3) -> None:
-    def crash(_: Attempt) -> None:
-        raise SimulatedCrash
-
-    rpc.provider.make_request("evm_setAutomine", [False])
-    rpc.provider.make_request("evm_mine", [])
-    dying = Publisher.from_settings(settings, hooks=Hooks(after_broadcast=crash))
-    with pytest.raises(SimulatedCrash):
-        dying.cycle()
-    (p,) = dying.store.publications()
-    assert p.status == "sent" and len(p.attempts) == 1
-    rpc.provider.make_request("evm_mine", [])  # mined while the process was down
-    rpc.provider.make_request("evm_setAutomine", [True])
-
-    restarted = Publisher.from_settings(settings)
-    outcomes = restarted.cycle()
-    assert [o.decision for o in outcomes] == ["skipped"] * 3  # the chain has these NAVs already
-    assert restarted.store.publication(p.id).status == "confirmed"
-    for fund_id in (1, 2, 3):
-        assert len(nav_updates(restarted, fund_id)) == 1  # no second publish
-    assert {r.status for r in restarted.store.reports_of(p.id)} == {"confirmed"}
-
-
-def crashed_publication(settings: Settings, rpc: Web3, fund_ids: list[int]) -> tuple[Publisher, int, str]:
-    """Sends, crashes before the receipt, and has the node forget the transaction."""
-
-    def crash(_: Attempt) -> None:
-        raise SimulatedCrash
-
+def crash_after_send(settings: Settings, rpc: Web3, fund_ids: list[int] | None) -> tuple[Publisher, int, str]:
+    """Sends with automine off and dies before the receipt; the transaction waits in the
+    node's mempool. Returns the dead publisher, the publication id and the hash."""
     rpc.provider.make_request("evm_setAutomine", [False])
     rpc.provider.make_request("evm_mine", [])
     dying = Publisher.from_settings(settings, hooks=Hooks(after_broadcast=crash))
     with pytest.raises(SimulatedCrash):
         dying.cycle(fund_ids)
     (p,) = dying.store.publications()
-    rpc.provider.make_request("anvil_dropTransaction", [p.attempts[0].tx_hash])
-    rpc.provider.make_request("evm_setAutomine", [True])
+    assert p.status == "sent" and len(p.attempts) == 1
     return dying, p.id, p.attempts[0].tx_hash
+
+
+def test_crash_between_send_and_receipt_then_restart(settings: Settings, rpc: Web3) -> None:
+    _, pid, _ = crash_after_send(settings, rpc, None)
+    rpc.provider.make_request("evm_mine", [])  # mined while the process was down
+    rpc.provider.make_request("evm_setAutomine", [True])
+
+    restarted = Publisher.from_settings(settings)
+    outcomes = restarted.cycle()
+    assert [o.decision for o in outcomes] == ["skipped"] * 3  # the chain has these NAVs already
+    assert restarted.store.publication(pid).status == "confirmed"
+    for fund_id in (1, 2, 3):
+        assert len(nav_updates(restarted, fund_id)) == 1  # no second publish
+    assert {r.status for r in restarted.store.reports_of(pid)} == {"confirmed"}
+
+
+def crashed_publication(settings: Settings, rpc: Web3, fund_ids: list[int]) -> tuple[Publisher, int, str]:
+    """Sends, crashes before the receipt, and has the node forget the transaction."""
+    dying, pid, tx_hash = crash_after_send(settings, rpc, fund_ids)
+    rpc.provider.make_request("anvil_dropTransaction", [tx_hash])
+    rpc.provider.make_request("evm_setAutomine", [True])
+    return dying, pid, tx_hash
 
 
 def test_lost_transaction_is_sent_again_when_nothing_newer_exists(settings: Settings, rpc: Web3) -> None:
@@ -263,3 +259,18 @@ def test_nonce_taken_by_another_transaction_is_recorded_as_dropped(
     assert "publication_dropped" in [a["kind"] for a in pub.store.alerts()]
     assert o2.decision == "published" and nav_updates(pub, 1) == [o2.nav]
     assert pub.store.report(o.report_id).status == "superseded"
+
+
+def test_a_receipt_counts_only_after_the_configured_confirmations(
+    settings: Settings, rpc: Web3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NAVPUB_CONFIRMATIONS", "2")
+    monkeypatch.setenv("NAVPUB_MAX_REPLACEMENTS", "0")
+    clock = FakeTime()
+    pub = Publisher.from_settings(load_settings(), sleep=clock.sleep, monotonic=clock.monotonic)
+    (o,) = pub.cycle([2])  # mined in one block, nothing mined after it
+    assert o.decision == "pending" and "not confirmed yet" in o.reason
+    assert pub.store.publications()[0].status == "sent"
+    rpc.provider.make_request("evm_mine", [])  # the second confirmation
+    (settled,) = pub.settle_outbox()
+    assert settled.status == "confirmed" and len(nav_updates(pub, 2)) == 1
