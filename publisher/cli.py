@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from json import dumps
@@ -20,6 +21,7 @@ from publisher.deploy import deploy_core, deploy_demo
 from publisher.deployment import load_deployment
 from publisher.engine import NavEngine
 from publisher.gas import SEED_GAS_PER_UPDATE, ledger, project
+from publisher.keeper import TICK_S, Keeper, running_keeper
 from publisher.keys import load_account
 from publisher.localchain import AnvilConfig, running_anvil, start_detached, stop_detached
 from publisher.money import fmt_usd
@@ -219,6 +221,30 @@ def gas(json: Annotated[bool, typer.Option("--json", help="Machine-readable outp
 
 
 @app.command()
+def keeper(
+    tick: Annotated[float, typer.Option(help="Seconds between ticks")] = TICK_S,
+) -> None:
+    """Run until SIGTERM/SIGINT: hourly (or 15-minute) publication, emergency publish on vault activity."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    k = Keeper(Publisher.from_settings(load_settings()), tick_s=tick)
+    out.print(f"keeper running (tick {tick} s); SIGTERM or Ctrl-C stops it after the tick in flight")
+    k.run()
+
+
+@app.command()
+def trigger(fund: Annotated[int, typer.Option(help="Fund whose NAV to publish now")]) -> None:
+    """Emergency publish for one fund: handed to the running keeper, or run here when none runs."""
+    publisher = Publisher.from_settings(load_settings())
+    _check_funds(publisher.engine.vault, [fund])
+    pid = running_keeper(publisher)
+    if pid is not None:
+        publisher.store.add_trigger(fund, publisher.engine.clock())
+        out.print(f"trigger for fund {fund} handed to the running keeper (pid {pid})")
+        return
+    render_publish(out, publisher.cycle([fund], trigger="emergency", emergency={fund}))
+
+
+@app.command()
 def approve(
     fund: Annotated[int, typer.Option(help="Fund id whose held NAV to approve")],
     by: Annotated[str, typer.Option(help="Who approves (recorded with the report)")] = "operator",
@@ -286,3 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         raise
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

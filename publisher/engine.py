@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -235,6 +235,7 @@ class NavEngine:
         *,
         persist: bool = True,
         extra_symbols: Sequence[str] = (),
+        emergency: Collection[int] = (),
     ) -> CycleResult:
         """One cycle for `fund_ids` (default: every fund). With persist=False nothing is
         written (the `navpub nav` preview). `extra_symbols` are priced too (the native coin,
@@ -265,7 +266,15 @@ class NavEngine:
             self.store.save_prices([c for p in [*prices.values(), *prices_for_cache] if (c := to_cache(p))])
         funds = [
             self._fund(
-                f, snap, symbols_by_address, prices, unpriced, accounts.get(f.fund_id), now, trigger, persist
+                f,
+                snap,
+                symbols_by_address,
+                prices,
+                unpriced,
+                accounts.get(f.fund_id),
+                now,
+                "emergency" if f.fund_id in emergency else trigger,
+                persist,
             )
             for f in snap.funds
         ]

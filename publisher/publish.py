@@ -11,7 +11,7 @@ when the chain answers again, the stuck publication's nonce is reused for the ne
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -61,6 +61,7 @@ class Publisher:
         self.sender = sender
         self.store: Store = engine.store
         self.settings: Settings = engine.settings
+        self.last_cycle: CycleResult | None = None
 
     @classmethod
     def from_settings(
@@ -121,8 +122,14 @@ class Publisher:
 
     # -- the cycle -----------------------------------------------------------------------------
 
-    def cycle(self, fund_ids: Sequence[int] | None = None, *, force: bool = False,
-              trigger: Trigger = "scheduled") -> list[FundOutcome]:  # fmt: skip
+    def cycle(
+        self,
+        fund_ids: Sequence[int] | None = None,
+        *,
+        force: bool = False,
+        trigger: Trigger = "scheduled",
+        emergency: Collection[int] = (),
+    ) -> list[FundOutcome]:
         """Reconcile, compute, send, account. Raises RpcUnreachable when the chain cannot be
         read at all (nothing is lost: the outbox is reconciled next time)."""
         s = self.settings
@@ -133,10 +140,11 @@ class Publisher:
             raise
         cycle = self.engine.rpc_call(
             lambda: self.engine.run(
-                fund_ids, "forced" if force else trigger, extra_symbols=[s.native_symbol]
+                fund_ids, "forced" if force else trigger, extra_symbols=[s.native_symbol], emergency=emergency
             ),
             "NAV cycle",
         )
+        self.last_cycle = cycle
         resumed = self.resume_outbox(cycle)
         self.sync_ripcord(cycle)
         wanted = [f.fund_id for f in cycle.funds]

@@ -188,6 +188,33 @@ alerts = Table(
     Column("message", Text, nullable=False),
 )
 
+# The keeper's memory: the block cursor of the activity events, its heartbeat, and the
+# emergency triggers other processes leave for it (`navpub trigger`).
+keeper_state = Table(
+    "keeper_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+seen_events = Table(
+    "seen_events",
+    metadata,
+    Column("tx_hash", String(66), primary_key=True),
+    Column("log_index", Integer, primary_key=True),
+    Column("block_number", Integer, nullable=False, index=True),
+    Column("fund_id", Integer, nullable=False),
+)
+
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fund_id", Integer, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("taken_at", Integer),
+)
+
 # MIGRATIONS[i] brings a database from version i + 1 to i + 2. Empty: version 1 is the first.
 MIGRATIONS: list[Callable[[Connection], None]] = []
 LATEST_VERSION = 1 + len(MIGRATIONS)
@@ -562,6 +589,63 @@ class Store:
         with self._read() as conn:
             rows = conn.execute(select(fund_state.c.fund_id, fund_state.c.high_water_mark)).all()
         return {r.fund_id: r.high_water_mark for r in rows if r.high_water_mark is not None}
+
+    # -- keeper --------------------------------------------------------------------------------
+
+    def get_state(self, key: str) -> str | None:
+        with self._read() as conn:
+            row = conn.execute(select(keeper_state.c.value).where(keeper_state.c.key == key)).first()
+        return None if row is None else str(row.value)
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._write() as conn:
+            done = conn.execute(update(keeper_state).where(keeper_state.c.key == key).values(value=value))
+            if done.rowcount == 0:
+                conn.execute(insert(keeper_state).values(key=key, value=value))
+
+    def record_events(
+        self, events: Sequence[tuple[str, int, int, int]], cursor: int, prune_below: int
+    ) -> set[int]:
+        """Stores (tx_hash, log_index, block, fund) events not seen before and moves the cursor,
+        in one transaction; returns the funds of the new ones. A re-mined transaction keeps
+        its hash and log index, so a reorg never repeats a trigger."""
+        new_funds: set[int] = set()
+        with self._write() as conn:
+            for tx_hash, log_index, block, fund_id in events:
+                seen = conn.execute(
+                    select(seen_events.c.tx_hash).where(
+                        seen_events.c.tx_hash == tx_hash, seen_events.c.log_index == log_index
+                    )
+                ).first()
+                if seen is None:
+                    conn.execute(insert(seen_events).values(tx_hash=tx_hash, log_index=log_index,
+                                                           block_number=block, fund_id=fund_id))  # fmt: skip
+                    new_funds.add(fund_id)
+            conn.execute(seen_events.delete().where(seen_events.c.block_number < prune_below))
+            done = conn.execute(
+                update(keeper_state).where(keeper_state.c.key == "cursor").values(value=str(cursor))
+            )
+            if done.rowcount == 0:
+                conn.execute(insert(keeper_state).values(key="cursor", value=str(cursor)))
+        return new_funds
+
+    def add_trigger(self, fund_id: int, now: int) -> int:
+        with self._write() as conn:
+            return int(
+                conn.execute(insert(triggers).values(fund_id=fund_id, created_at=now)).inserted_primary_key[0]
+            )
+
+    def take_triggers(self, now: int) -> set[int]:
+        """The funds of every untaken trigger, marked taken."""
+        with self._write() as conn:
+            rows = conn.execute(
+                select(triggers.c.id, triggers.c.fund_id).where(triggers.c.taken_at.is_(None))
+            ).all()
+            if rows:
+                conn.execute(
+                    update(triggers).where(triggers.c.id.in_([r.id for r in rows])).values(taken_at=now)
+                )
+        return {r.fund_id for r in rows}
 
     # -- fund state -----------------------------------------------------------------------
 

@@ -1,0 +1,165 @@
+"""The keeper on anvil: schedule on a fake clock, a trade published through the emergency path,
+restart from the block cursor, a reorg, `navpub trigger`, and SIGTERM during a publish."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from publisher.chain import contract_at, send
+from publisher.cli import main
+from publisher.config import Settings, load_settings
+from publisher.keeper import HEARTBEAT, Keeper
+from publisher.keys import dev_account
+from publisher.localchain import AnvilNode
+from publisher.publish import Publisher
+from publisher.schedule import FundSchedule
+from publisher.sender import Hooks
+from publisher.store import Attempt
+
+pytestmark = pytest.mark.anvil
+E18 = 10**18
+
+
+@dataclass
+class FakeClock:
+    now: int = 1_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def settings(anvil: AnvilNode, demo_chain: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    env = {
+        "NAVPUB_RPC_URL": anvil.rpc_url,
+        "NAVPUB_STATE_DIR": str(demo_chain),
+        "NAVPUB_CLOCK": "chain",
+        "NAVPUB_RETRY_BACKOFF_S": "0",
+        "NAVPUB_RECEIPT_TIMEOUT_S": "10",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return load_settings()
+
+
+def rounds(pub: Publisher) -> dict[int, int]:
+    return {f: pub.engine.vault.functions.navState(f).call()[2] for f in (1, 2, 3)}
+
+
+def advance(pub: Publisher, seconds: int) -> None:
+    pub.engine.w3.provider.make_request("evm_increaseTime", [seconds])
+    pub.engine.w3.provider.make_request("evm_mine", [])
+
+
+def trade(settings: Settings, pub: Publisher, fund_id: int, usdc: int = 2_200) -> None:
+    """The manager swaps `usdc` USDC for ETH at $2,200 in the fund."""
+    w3 = pub.engine.w3
+    d = pub.engine.deployment
+    manager = dev_account(settings, 1)
+    weth = contract_at(w3, "MockERC20", d.tokens["ETH"].address)
+    eth_out = usdc * E18 // 2_200
+    send(w3, manager, weth.functions.mint(manager.address, eth_out), "mint")
+    call = pub.engine.vault.functions.trade(
+        fund_id, d.tokens["USDC"].address, usdc * 10**6, d.tokens["ETH"].address, eth_out
+    )
+    send(w3, manager, call, "trade")
+
+
+def test_schedule_and_the_emergency_path(settings: Settings) -> None:
+    clock = FakeClock()
+    pub = Publisher.from_settings(settings)
+    keeper = Keeper(pub, clock=clock)
+    first = keeper.tick()
+    assert first.scheduled == {1, 2, 3} and [o.decision for o in first.outcomes] == ["published"] * 3
+    assert len({o.tx_hash for o in first.outcomes}) == 1  # all due funds in one transaction
+
+    clock.now += 60
+    idle = keeper.tick()
+    assert idle.scheduled == set() and idle.emergency == set() and idle.outcomes == []
+
+    trade(settings, pub, 2)
+    clock.now += 15
+    advance(pub, 15)  # anvil can mine several blocks in one second; a NAV needs a newer asOf
+    hot = keeper.tick()
+    assert hot.emergency == {2} and [(o.fund_id, o.decision) for o in hot.outcomes] == [(2, "published")]
+    assert rounds(pub) == {1: 1, 2: 2, 3: 1}  # on chain: only fund 2 was published again
+
+    clock.now += 3_600
+    hourly = keeper.tick()
+    assert hourly.scheduled == {1, 2, 3}  # the cadence is due for every fund again
+
+
+def test_restart_resumes_from_the_cursor_and_survives_a_reorg(settings: Settings, anvil: AnvilNode) -> None:
+    clock = FakeClock()
+    pub = Publisher.from_settings(settings)
+    Keeper(pub, clock=clock).tick()
+    trade(settings, pub, 1)
+    assert Keeper(pub, clock=clock).tick().emergency == {1}
+
+    restarted = Keeper(Publisher.from_settings(settings), clock=clock)  # a new process, same store
+    assert restarted.tick().emergency == set()  # the trade is not repeated
+    trade(settings, pub, 3)
+    assert restarted.tick().emergency == {3}  # nor missed
+
+    w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    trade(settings, pub, 2, usdc=1_100)
+    assert restarted.tick().emergency == {2}
+    w3.provider.make_request("evm_revert", [snapshot])  # a reorg: that trade and its publish are gone
+    trade(settings, pub, 2, usdc=3_300)  # another trade lands instead
+    # A new process: the old one's nonce counter, which never moves back, is past the chain now.
+    after = Keeper(Publisher.from_settings(settings), clock=clock).tick()
+    assert after.error is None and after.emergency == {2}
+
+
+def test_trigger_runs_directly_or_is_handed_to_the_keeper(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["trigger", "--fund", "1"]) == 0
+    assert "published" in capsys.readouterr().out
+    pub = Publisher.from_settings(settings)
+    clock = FakeClock(now=pub.engine.clock())
+    pub.store.set_state(HEARTBEAT, json.dumps({"pid": os.getpid(), "at": clock.now}))  # a live keeper
+    assert main(["trigger", "--fund", "2"]) == 0
+    assert "handed to the running keeper" in capsys.readouterr().out
+    keeper = Keeper(pub, clock=clock)
+    keeper.schedules = {f: FundSchedule(f, clock.now) for f in (1, 2, 3)}  # none due by the clock
+    keeper.follower.poll()  # the demo's own deposits are old news
+    tick = keeper.tick()
+    assert tick.emergency == {2} and [o.fund_id for o in tick.outcomes] == [2]
+
+
+def test_stop_during_a_publish_finishes_it_then_exits_zero(settings: Settings) -> None:
+    keeper: Keeper
+
+    def stop_mid_publish(_: Attempt) -> None:
+        keeper.stop()  # what SIGTERM does, while the transaction is in flight
+
+    pub = Publisher.from_settings(settings, hooks=Hooks(after_broadcast=stop_mid_publish))
+    keeper = Keeper(pub, clock=FakeClock())
+    assert keeper.run(wait=lambda _: None) == 0
+    (p,) = pub.store.publications()
+    assert p.status == "confirmed" and rounds(pub) == {1: 1, 2: 1, 3: 1}
+
+
+def test_sigterm_stops_the_keeper_process_cleanly(settings: Settings) -> None:
+    env = {**os.environ, "NAVPUB_STATE_DIR": str(settings.state_dir)}
+    proc = subprocess.Popen([sys.executable, "-m", "publisher.cli", "keeper", "--tick", "0.2"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until the first tick has published
+        if "published" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "keeper stopped" in out
