@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from json import dumps
@@ -21,9 +20,10 @@ from publisher.deploy import deploy_core, deploy_demo
 from publisher.deployment import load_deployment
 from publisher.engine import NavEngine
 from publisher.gas import SEED_GAS_PER_UPDATE, ledger, project
-from publisher.keeper import TICK_S, Keeper, running_keeper
+from publisher.keeper import TICK_S, Keeper, running_keeper, serve_http
 from publisher.keys import load_account
 from publisher.localchain import AnvilConfig, running_anvil, start_detached, stop_detached
+from publisher.logs import setup_logging
 from publisher.money import fmt_usd
 from publisher.output import (
     gas_model,
@@ -223,10 +223,19 @@ def gas(json: Annotated[bool, typer.Option("--json", help="Machine-readable outp
 @app.command()
 def keeper(
     tick: Annotated[float, typer.Option(help="Seconds between ticks")] = TICK_S,
+    http_port: Annotated[
+        int | None, typer.Option(help="Serve /health and /metrics on this port (127.0.0.1)")
+    ] = None,
+    json_logs: Annotated[bool, typer.Option("--json-logs", help="One JSON object per log line")] = False,
 ) -> None:
     """Run until SIGTERM/SIGINT: hourly (or 15-minute) publication, emergency publish on vault activity."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(json_lines=json_logs)
     k = Keeper(Publisher.from_settings(load_settings()), tick_s=tick)
+    if http_port is not None:
+        serve_http(k, "127.0.0.1", http_port)
+        out.print(
+            f"health: http://127.0.0.1:{http_port}/health  metrics: http://127.0.0.1:{http_port}/metrics"
+        )
     out.print(f"keeper running (tick {tick} s); SIGTERM or Ctrl-C stops it after the tick in flight")
     k.run()
 

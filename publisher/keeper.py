@@ -18,10 +18,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
+
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from publisher._exceptions import NavPubError
 from publisher.events import ActivityFollower
+from publisher.metrics import Metrics
 from publisher.publish import FundOutcome, Publisher
 from publisher.schedule import FundSchedule, Sample, ScheduleRules, hourly_move_bps, trim, update_mode
 
@@ -63,6 +68,9 @@ class Keeper:
                                          engine.deployment.deploy_block)  # fmt: skip
         self.schedules: dict[int, FundSchedule] = {}
         self.samples: dict[str, list[Sample]] = {}
+        self.metrics = Metrics()
+        self.last_tick_at: int | None = None
+        self.last_error: str | None = None
         self._stop = threading.Event()
 
     # -- one tick ---------------------------------------------------------------------------
@@ -83,23 +91,62 @@ class Keeper:
                 return result
             for fid in result.emergency:
                 log.info("fund %s: activity on the vault, emergency publish", fid)
+            started = time.monotonic()
             result.outcomes = self.publisher.cycle(due, trigger="scheduled", emergency=result.emergency)
-            self._after_cycle(due, now)
+            self.metrics.cycle_seconds.observe(time.monotonic() - started)
+            self._after_cycle(due, now, result.outcomes)
         except NavPubError as exc:
             # Loud, not fatal: the outbox and the cursor keep everything for the next tick.
             result.error = str(exc)
-            log.error("tick failed: %s", exc)
+            log.error("tick failed: %s", exc, extra={"kind": "keeper_tick_failed"})
             self.store.add_alert("keeper_tick_failed", str(exc), now)
+            self.metrics.failures.labels("tick").inc()
+        finally:
+            self.last_tick_at = now
+            self.last_error = result.error
+            self.metrics.last_tick.set(now)
         for o in result.outcomes:
+            tx = f" tx {o.tx_hash}" if o.tx_hash else ""
             log.info(
-                "fund %s: %s (%s)%s", o.fund_id, o.decision, o.reason, f" tx {o.tx_hash}" if o.tx_hash else ""
+                "fund %s: %s (%s)%s",
+                o.fund_id,
+                o.decision,
+                o.reason,
+                tx,
+                extra={"fund": o.fund_id, "tx": o.tx_hash},
             )
         return result
 
-    def _after_cycle(self, funds: list[int], now: int) -> None:
+    def health(self) -> dict[str, object]:
+        """Alive and current: the last tick, funds overdue by more than their cadence, open breakers."""
+        now = self.clock()
+        overdue = [
+            f for f, sch in self.schedules.items()
+            if (nd := sch.next_due(self.rules)) is not None and now - nd > sch.cadence(self.rules)
+        ]  # fmt: skip
+        breakers = [f for f in self.schedules if self.store.fund_record(f).guard.breaker_open]
+        age = None if self.last_tick_at is None else now - self.last_tick_at
+        alive = age is not None and age <= max(60, int(3 * self.tick_s))
+        return {
+            "alive": alive,
+            "last_tick_at": self.last_tick_at,
+            "last_tick_age_s": age,
+            "last_error": self.last_error,
+            "funds_overdue": overdue,
+            "breakers_open": breakers,
+            "healthy": alive and not overdue and not breakers and self.last_error is None,
+        }
+
+    def _after_cycle(self, funds: list[int], now: int, outcomes: list[FundOutcome]) -> None:
         cycle = self.publisher.last_cycle
         if cycle is None:
             return
+        breakers = {f.fund_id: self.store.fund_record(f.fund_id).guard.breaker_open for f in cycle.funds}
+        self.metrics.record_cycle(cycle, outcomes, breakers)
+        self.metrics.record_publications(self.store.publications())
+        engine = self.publisher.engine
+        balance = engine.w3.eth.get_balance(self.publisher.sender.account.address)
+        self.metrics.balance.set(Decimal(balance).scaleb(-18))
         for symbol, price in cycle.prices.items():
             self.samples[symbol] = trim([*self.samples.get(symbol, []), (now, price.price)], now)
         moves = {s: hourly_move_bps(v, now) for s, v in self.samples.items()}
@@ -138,6 +185,36 @@ class Keeper:
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.warning("signal %s: finishing the tick in flight, then exiting", signum)
         self.stop()
+
+
+def serve_http(keeper: Keeper, host: str, port: int) -> ThreadingHTTPServer:
+    """/health (JSON; 200 when healthy, 503 otherwise) and /metrics (Prometheus), in a thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/health":
+                report = keeper.health()
+                body, status, ctype = (
+                    json.dumps(report).encode(),
+                    200 if report["healthy"] else 503,
+                    "application/json",
+                )
+            elif self.path == "/metrics":
+                body, status, ctype = keeper.metrics.exposition(), 200, CONTENT_TYPE_LATEST
+            else:
+                body, status, ctype = b'{"error": "not found"}', 404, "application/json"
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="navpub-http", daemon=True).start()
+    return server
 
 
 def running_keeper(publisher: Publisher, stale_after_s: float = 3 * TICK_S) -> int | None:

@@ -188,6 +188,19 @@ alerts = Table(
     Column("message", Text, nullable=False),
 )
 
+# The webhook dedup state of each alert condition (kind, key): key is "fund:N", a caller's
+# key, or "*". Kept in the store so a restart does not re-alert a condition still firing.
+alert_state = Table(
+    "alert_state",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("active", Boolean, nullable=False, default=False),
+    Column("first_at", Integer, nullable=False),  # when it last started firing
+    Column("last_sent_at", Integer),  # last notification a receiver accepted; None: never
+    Column("last_message", Text, nullable=False),
+)
+
 # The keeper's memory: the block cursor of the activity events, its heartbeat, and the
 # emergency triggers other processes leave for it (`navpub trigger`).
 keeper_state = Table(
@@ -301,6 +314,18 @@ class FundRecord:
 
     guard: FundGuardState
     published_activity: int | None
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """The dedup state of one alert condition (see publisher/alerts.py)."""
+
+    kind: str
+    key: str
+    active: bool
+    first_at: int
+    last_sent_at: int | None
+    last_message: str
 
 
 def database_url(state_dir: Path) -> str:
@@ -697,6 +722,30 @@ class Store:
             q = q.where(alerts.c.fund_id == fund_id)
         with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def alert_state(self, kind: str, key: str) -> AlertState | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(alert_state).where(alert_state.c.kind == kind, alert_state.c.key == key)
+            ).first()
+        if row is None:
+            return None
+        m = dict(row._mapping)
+        m["active"] = bool(m["active"])
+        return AlertState(**m)
+
+    def set_alert_state(self, kind: str, key: str, *, active: bool, first_at: int,
+                        last_sent_at: int | None, last_message: str) -> None:  # fmt: skip
+        values = {"active": active, "first_at": first_at, "last_sent_at": last_sent_at,
+                  "last_message": last_message}  # fmt: skip
+        with self._write() as conn:
+            done = conn.execute(
+                update(alert_state)
+                .where(alert_state.c.kind == kind, alert_state.c.key == key)
+                .values(**values)
+            )
+            if done.rowcount == 0:
+                conn.execute(insert(alert_state).values(kind=kind, key=key, **values))
 
     # -- plumbing -------------------------------------------------------------------------
 

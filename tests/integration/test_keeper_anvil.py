@@ -163,3 +163,35 @@ def test_sigterm_stops_the_keeper_process_cleanly(settings: Settings) -> None:
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "keeper stopped" in out
+
+
+def test_metrics_and_health_after_a_cycle(settings: Settings) -> None:
+    import httpx
+
+    from publisher.keeper import serve_http
+    from publisher.localchain import free_port
+
+    clock = FakeClock()
+    pub = Publisher.from_settings(settings)
+    keeper = Keeper(pub, clock=clock)
+    assert keeper.health()["alive"] is False
+    tick = keeper.tick()
+    port = free_port()
+    server = serve_http(keeper, "127.0.0.1", port)
+    try:
+        health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+        assert health["alive"] and health["healthy"] and health["funds_overdue"] == []
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    finally:
+        server.shutdown()
+    navs = {o.fund_id: o.nav for o in tick.outcomes}
+    assert f'navpub_nav_usd{{fund="1"}} {navs[1] // E18}.0' in text  # 688750.0
+    assert 'navpub_outcomes_total{decision="published"} 3.0' in text
+    assert 'navpub_breaker_open{fund="2"} 0.0' in text
+    assert 'navpub_price_confidence{asset="BTC"}' in text
+    gas = sum(p.gas_used for p in pub.store.publications())
+    assert f"navpub_gas_used_total {gas}.0" in text
+    assert "navpub_engine_balance_native" in text
+    clock.now += 3 * 3600  # no tick for three hours: every fund is overdue
+    report = keeper.health()
+    assert report["funds_overdue"] == [1, 2, 3] and report["alive"] is False and not report["healthy"]

@@ -1,0 +1,78 @@
+"""Prometheus metrics of the keeper and the publisher (prometheus-client).
+
+Prometheus stores floats: these gauges are for dashboards and alert rules, never for money
+decisions — the exact values are in the store and on chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from publisher.engine import CycleResult
+from publisher.money import usd
+from publisher.publish import FundOutcome
+from publisher.store import Publication
+
+
+class Metrics:
+    """One registry per keeper, so tests read exactly what one keeper exported."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.nav = Gauge("navpub_nav_usd", "Last computed NAV of the fund (USD)", ["fund"], registry=r)
+        self.nav_age = Gauge("navpub_nav_age_seconds", "Age of the fund's on-chain NAV", ["fund"], registry=r)
+        self.hwm = Gauge(
+            "navpub_high_water_mark_usd", "High-water mark of the fund (USD)", ["fund"], registry=r
+        )
+        self.estimated = Gauge(
+            "navpub_nav_estimated", "1 when the fund's NAV used cached prices", ["fund"], registry=r
+        )
+        self.breaker = Gauge(
+            "navpub_breaker_open", "1 while the fund's circuit breaker is open", ["fund"], registry=r
+        )
+        self.confidence = Gauge(
+            "navpub_price_confidence", "Confidence of the asset's price (0-100)", ["asset"], registry=r
+        )
+        self.cycle_seconds = Histogram("navpub_cycle_seconds", "Duration of a publish cycle", registry=r)
+        self.publish_seconds = Histogram("navpub_publish_seconds", "Time from send to receipt", registry=r)
+        self.outcomes = Counter("navpub_outcomes", "Per-fund outcomes of cycles", ["decision"], registry=r)
+        self.failures = Counter("navpub_failures", "Failures by kind", ["kind"], registry=r)
+        self.gas = Counter("navpub_gas_used", "Gas used by confirmed transactions", registry=r)
+        self.balance = Gauge(
+            "navpub_engine_balance_native", "Native balance of the NAV engine's key", registry=r
+        )
+        self.last_tick = Gauge("navpub_last_tick_timestamp", "Time of the keeper's last tick", registry=r)
+        self._seen_publications: set[int] = set()
+
+    def record_cycle(
+        self, cycle: CycleResult, outcomes: Iterable[FundOutcome], breakers: dict[int, bool]
+    ) -> None:
+        for f in cycle.funds:
+            fund = str(f.fund_id)
+            if f.valuation is not None:
+                self.nav.labels(fund).set(usd(f.valuation.nav))
+                self.estimated.labels(fund).set(int(f.valuation.estimated))
+            if f.snapshot.nav.published:
+                self.nav_age.labels(fund).set(max(0, cycle.now - f.snapshot.nav.as_of))
+                self.hwm.labels(fund).set(usd(f.snapshot.nav.high_water_mark))
+            self.breaker.labels(fund).set(int(breakers.get(f.fund_id, False)))
+        for symbol, agg in cycle.aggregates.items():
+            self.confidence.labels(symbol).set(agg.confidence)
+        for o in outcomes:
+            self.outcomes.labels(o.decision).inc()
+            if o.decision == "failed":
+                self.failures.labels("publish" if o.report_id else "valuation").inc()
+
+    def record_publications(self, publications: Iterable[Publication]) -> None:
+        for p in publications:
+            if p.status == "confirmed" and p.id not in self._seen_publications and p.gas_used is not None:
+                self._seen_publications.add(p.id)
+                self.gas.inc(p.gas_used)
+                if p.confirmed_at is not None:
+                    self.publish_seconds.observe(max(0, p.confirmed_at - p.created_at))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
