@@ -39,6 +39,7 @@ from publisher.publish import Publisher
 from publisher.snapshot import read_snapshot
 from publisher.status import render_status, status_model
 from publisher.store import Store
+from publisher.story import Story
 
 app = typer.Typer(
     help="NAV oracle publisher: compute, guard and publish fund NAVs on-chain.", no_args_is_help=True
@@ -159,12 +160,12 @@ def nav(
 
 
 def _demo_publish(settings: Settings) -> None:
-    """The demo's first publication: every fund in one transaction, then the chain's view."""
-    out.rule("Publishing (all funds, one transaction)")
-    publisher = Publisher.from_settings(settings)
-    render_publish(out, publisher.cycle(trigger="manual"))
+    """The keeper through simulated hours, then every fund's state and the gas spent."""
+    story = Story(settings, out)
+    story.run()
+    out.rule("Where every fund stands")
     _status(settings, as_json=False)
-    report = ledger(publisher.store.publications())
+    report = ledger(story.publisher.store.publications())
     out.print(f"gas: {report.gas:,} for {report.updates} NAV updates in {report.transactions} transaction(s)")
 
 

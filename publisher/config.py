@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     # Native coin of the chain, priced by the oracles to put gas costs in USD.
     native_symbol: str = "ETH"
 
+    # -- alerts ----------------------------------------------------------------------------
+    alert_webhooks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Webhook URLs (Slack-compatible JSON POST), comma-separated"
+    )
+    # An hour: a condition that persists is re-notified once per standard cycle, not per tick.
+    alert_cooldown_s: Annotated[int, Field(ge=0)] = 3600
+    # 0.05 ETH pays ~2,000 batched updates at 1 gwei: days of warning before publishing stops.
+    low_balance_wei: Annotated[int, Field(ge=0)] = 5 * 10**16
+
     # -- deploy ------------------------------------------------------------------------
     # One hour between a withdrawal request and the NAV that prices it: one standard
     # publication cycle, so a NAV inflated before the request can never price it
@@ -122,7 +131,7 @@ class Settings(BaseSettings):
     jump_baseline_max_age_s: Annotated[int, Field(gt=0)] = 6 * 3600
     jump_hourly_bps: Annotated[int, Field(ge=0)] = 500
 
-    @field_validator("rpc_fallback_urls", mode="before")
+    @field_validator("rpc_fallback_urls", "alert_webhooks", mode="before")
     @classmethod
     def _split_urls(cls, v: object) -> object:
         if isinstance(v, str):

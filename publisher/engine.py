@@ -365,8 +365,6 @@ class NavEngine:
             # A fresh decision makes older NAVs still waiting to be sent obsolete.
             self.store.supersede_older(fund.fund_id, report_id)
         self.store.save_guard_state(fund.fund_id, d.state, now)
-        for alert in d.alerts:
-            self.store.add_alert(alert.kind, alert.message, now, fund.fund_id, report_id)
         return report_id
 
 

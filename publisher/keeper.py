@@ -105,6 +105,13 @@ class Keeper:
             self.last_tick_at = now
             self.last_error = result.error
             self.metrics.last_tick.set(now)
+        overdue = set(self.health()["funds_overdue"])  # type: ignore[arg-type]
+        for fid in self.schedules:
+            if fid in overdue:
+                self.publisher.alerter.fire("overdue", f"fund {fid}: no NAV for more than twice its cadence",
+                                            fund_id=fid)  # fmt: skip
+            else:
+                self.publisher.alerter.resolve("overdue", f"fund {fid}: NAV current again", fund_id=fid)
         for o in result.outcomes:
             tx = f" tx {o.tx_hash}" if o.tx_hash else ""
             log.info(
@@ -147,6 +154,14 @@ class Keeper:
         engine = self.publisher.engine
         balance = engine.w3.eth.get_balance(self.publisher.sender.account.address)
         self.metrics.balance.set(Decimal(balance).scaleb(-18))
+        alerter = self.publisher.alerter
+        floor = self.publisher.settings.low_balance_wei
+        shown = f"{Decimal(balance).scaleb(-18)} {self.publisher.settings.native_symbol}"
+        if balance < floor:
+            limit = Decimal(floor).scaleb(-18)
+            alerter.fire("low_balance", f"the NAV engine's key holds {shown}, below {limit}", key="engine")
+        else:
+            alerter.resolve("low_balance", f"the NAV engine's key holds {shown} again", key="engine")
         for symbol, price in cycle.prices.items():
             self.samples[symbol] = trim([*self.samples.get(symbol, []), (now, price.price)], now)
         moves = {s: hourly_move_bps(v, now) for s, v in self.samples.items()}

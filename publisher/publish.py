@@ -18,6 +18,7 @@ from typing import Literal
 from web3.logs import DISCARD
 
 from publisher._exceptions import RpcUnreachable, TransactionFailed
+from publisher.alerts import Alerter
 from publisher.artifacts import load_artifact
 from publisher.config import Settings
 from publisher.engine import CycleResult, FundResult, NavEngine
@@ -62,6 +63,10 @@ class Publisher:
         self.store: Store = engine.store
         self.settings: Settings = engine.settings
         self.last_cycle: CycleResult | None = None
+        s = self.settings
+        self.alerter = Alerter(
+            engine.store, s.alert_webhooks, cooldown_s=s.alert_cooldown_s, clock=engine.clock
+        )
 
     @classmethod
     def from_settings(
@@ -75,8 +80,21 @@ class Publisher:
     def alert(
         self, kind: str, message: str, fund_id: int | None = None, report_id: int | None = None
     ) -> None:
-        log.warning("%s: %s", kind, message)
-        self.store.add_alert(kind, message, self.engine.clock(), fund_id, report_id)
+        """Logged, stored and posted to the webhooks, deduplicated (publisher/alerts.py)."""
+        self.alerter.fire(kind, message, fund_id=fund_id)
+
+    def _decision_alerts(self, cycle: CycleResult) -> None:
+        """The guard's alerts go out; conditions that cleared this cycle are resolved."""
+        for f in cycle.funds:
+            for a in f.decision.alerts:
+                if a.kind == "breaker_closed":
+                    self.alerter.resolve(a.kind, a.message, fund_id=f.fund_id)
+                else:
+                    self.alerter.fire(a.kind, a.message, fund_id=f.fund_id)
+            if f.valuation is not None:
+                self.alerter.resolve("oracle_failure", "prices available again", fund_id=f.fund_id)
+            if f.decision.action != "hold":
+                self.alerter.resolve("held", f"no longer held: {f.decision.reason}", fund_id=f.fund_id)
 
     # -- reconcile ----------------------------------------------------------------------------
 
@@ -145,6 +163,8 @@ class Publisher:
             "NAV cycle",
         )
         self.last_cycle = cycle
+        self.alerter.resolve("rpc_unreachable", "the RPC answers again")
+        self._decision_alerts(cycle)
         resumed = self.resume_outbox(cycle)
         self.sync_ripcord(cycle)
         wanted = [f.fund_id for f in cycle.funds]
@@ -250,6 +270,8 @@ class Publisher:
         now = self.engine.clock()
         if pub.status == "confirmed":
             self.store.set_reports_status(ids, "confirmed")
+            for r in reports:
+                self.alerter.resolve("publish_failed", f"published in {pub.tx_hash}", fund_id=r.fund_id)
             for r in reports:
                 if r.activity is not None:
                     self.store.set_published_activity(r.fund_id, r.activity, now)

@@ -195,3 +195,28 @@ def test_metrics_and_health_after_a_cycle(settings: Settings) -> None:
     clock.now += 3 * 3600  # no tick for three hours: every fund is overdue
     report = keeper.health()
     assert report["funds_overdue"] == [1, 2, 3] and report["alive"] is False and not report["healthy"]
+
+
+def test_alerts_reach_a_webhook_once_and_resolve(
+    settings: Settings, http_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    http_server.route("POST", "/hook/secret-token", json={"ok": True})
+    monkeypatch.setenv("NAVPUB_ALERT_WEBHOOKS", f"{http_server.url}/hook/secret-token")
+    monkeypatch.setenv("NAVPUB_LOW_BALANCE_WEI", str(10**40))  # any balance is too low
+    clock = FakeClock()
+    keeper = Keeper(Publisher.from_settings(load_settings()), clock=clock)
+    keeper.tick()
+    clock.now += 60
+    keeper.tick()  # still low: deduplicated, not posted again
+    posts = [json.loads(r.body) for r in http_server.requests_to("/hook/secret-token")]
+    low = [p for p in posts if p["kind"] == "low_balance"]
+    assert (
+        len(low) == 1 and low[0]["status"] == "firing" and low[0]["text"].startswith("[navpub] low_balance")
+    )
+
+    monkeypatch.setenv("NAVPUB_LOW_BALANCE_WEI", "0")
+    keeper = Keeper(Publisher.from_settings(load_settings()), clock=clock)  # a restart keeps the state
+    clock.now += 3_600
+    keeper.tick()
+    posts = [json.loads(r.body) for r in http_server.requests_to("/hook/secret-token")]
+    assert [p["status"] for p in posts if p["kind"] == "low_balance"] == ["firing", "resolved"]
