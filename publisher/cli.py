@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from json import dumps
+from json import loads as json_loads
 from typing import Annotated
 
 import typer
@@ -20,7 +22,7 @@ from publisher.deploy import deploy_core, deploy_demo
 from publisher.deployment import load_deployment
 from publisher.engine import NavEngine
 from publisher.gas import SEED_GAS_PER_UPDATE, ledger, project
-from publisher.keeper import TICK_S, Keeper, running_keeper, serve_http
+from publisher.keeper import HEARTBEAT, TICK_S, Keeper, running_keeper, serve_http
 from publisher.keys import load_account
 from publisher.localchain import AnvilConfig, running_anvil, start_detached, stop_detached
 from publisher.logs import setup_logging
@@ -36,8 +38,8 @@ from publisher.output import (
     render_publish,
 )
 from publisher.publish import Publisher
-from publisher.snapshot import read_snapshot
-from publisher.status import render_status, status_model
+from publisher.snapshot import ChainSnapshot, read_snapshot
+from publisher.status import KeeperOut, render_keeper, render_status, status_model
 from publisher.store import Store
 from publisher.story import Story
 
@@ -93,10 +95,44 @@ def _status(settings: Settings, *, as_json: bool, fund_ids: list[int] | None = N
     vault = contract_at(w3, "FundVault", deployment.vault)
     _check_funds(vault, fund_ids or [])
     snap = read_snapshot(w3, vault, fund_ids)
+    keeper_state = _keeper_state(settings, snap)
     if as_json:
-        sys.stdout.write(status_model(deployment, snap).model_dump_json(indent=2) + "\n")
+        model = status_model(deployment, snap).model_copy(update={"keeper": keeper_state})
+        sys.stdout.write(model.model_dump_json(indent=2) + "\n")
     else:
         render_status(out, deployment, snap)
+        render_keeper(out, keeper_state)
+
+
+def _keeper_state(settings: Settings, snap: ChainSnapshot) -> KeeperOut:
+    """The keeper's heartbeat and the funds that need attention, from the store and the chain."""
+    store = Store.open(settings.store_url)
+    raw = store.get_state(HEARTBEAT)
+    beat = json_loads(raw) if raw else None
+    now = int(time.time())
+    age = None if beat is None else max(0, max(now, snap.block_timestamp) - int(beat["at"]))
+    alive = beat is not None and age is not None and age <= 120 and _pid_alive(int(beat["pid"]))
+    breakers = [f.fund_id for f in snap.funds if store.fund_record(f.fund_id).guard.breaker_open]
+    limit = 2 * settings.cadence_s
+    overdue = [
+        f.fund_id for f in snap.funds if f.nav.published and snap.block_timestamp - f.nav.as_of > limit
+    ]
+    return KeeperOut(
+        alive=alive,
+        pid=beat["pid"] if beat else None,
+        last_tick_at=beat["at"] if beat else None,
+        last_tick_age_s=age,
+        breakers_open=breakers,
+        funds_overdue=overdue,
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 @app.command()

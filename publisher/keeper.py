@@ -114,14 +114,11 @@ class Keeper:
                 self.publisher.alerter.resolve("overdue", f"fund {fid}: NAV current again", fund_id=fid)
         for o in result.outcomes:
             tx = f" tx {o.tx_hash}" if o.tx_hash else ""
-            log.info(
-                "fund %s: %s (%s)%s",
-                o.fund_id,
-                o.decision,
-                o.reason,
-                tx,
-                extra={"fund": o.fund_id, "tx": o.tx_hash},
-            )
+            report = self.store.report(o.report_id) if o.report_id else None
+            # The on-chain round this NAV became (published) or would have become.
+            rnd = None if report is None or report.previous_round is None else report.previous_round + 1
+            context = {"fund": o.fund_id, "tx": o.tx_hash, "round": rnd}
+            log.info("fund %s: %s (%s)%s", o.fund_id, o.decision, o.reason, tx, extra=context)
         return result
 
     def health(self) -> dict[str, object]:

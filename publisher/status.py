@@ -52,12 +52,24 @@ class FundOut(BaseModel):
     nav: NavOut
 
 
+class KeeperOut(BaseModel):
+    """What the store says of the keeper: its last heartbeat, and the funds needing a person."""
+
+    alive: bool
+    pid: int | None
+    last_tick_at: int | None
+    last_tick_age_s: int | None
+    breakers_open: list[int]
+    funds_overdue: list[int]
+
+
 class StatusOut(BaseModel):
     chain_id: int
     block_number: int
     block_timestamp: int
     vault: str
     funds: list[FundOut]
+    keeper: KeeperOut | None = None
 
 
 def nav_per_share(f: FundSnapshot) -> int | None:
@@ -153,3 +165,15 @@ def render_status(console: Console, deployment: Deployment, snap: ChainSnapshot)
         else:
             console.print("  NAV [dim]not published yet[/]")
         console.print()
+
+
+def render_keeper(console: Console, k: KeeperOut) -> None:
+    if k.last_tick_at is None:
+        console.print("keeper: [dim]never ran with this state directory[/]")
+    else:
+        state = "[green]alive[/]" if k.alive else "[red]not running[/]"
+        console.print(f"keeper: {state} (pid {k.pid}, last tick {k.last_tick_age_s} s ago)")
+    if k.breakers_open:
+        console.print(f"  [red]circuit breaker open[/] for fund(s) {k.breakers_open}")
+    if k.funds_overdue:
+        console.print(f"  [yellow]overdue[/] (NAV older than twice the cadence): fund(s) {k.funds_overdue}")

@@ -220,3 +220,20 @@ def test_alerts_reach_a_webhook_once_and_resolve(
     keeper.tick()
     posts = [json.loads(r.body) for r in http_server.requests_to("/hook/secret-token")]
     assert [p["status"] for p in posts if p["kind"] == "low_balance"] == ["firing", "resolved"]
+
+
+def test_status_says_whether_the_keeper_is_alive(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["keeper"]["last_tick_at"] is None
+    keeper = Keeper(Publisher.from_settings(settings))  # the chain's clock: a live keeper
+    keeper.tick()
+    assert main(["status", "--json"]) == 0
+    k = json.loads(capsys.readouterr().out)["keeper"]
+    assert (
+        k["alive"] is True
+        and k["pid"] == os.getpid()
+        and k["breakers_open"] == []
+        and k["funds_overdue"] == []
+    )
