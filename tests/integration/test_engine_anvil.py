@@ -17,6 +17,7 @@ from publisher.deploy import deploy_demo
 from publisher.engine import NavEngine
 from publisher.keys import dev_account, load_account
 from publisher.localchain import AnvilNode
+from tests.chainops import advance
 
 pytestmark = pytest.mark.anvil
 
@@ -62,11 +63,6 @@ def set_answer(engine: NavEngine, symbol: str, index: int, usd: int, *, age: int
         send(engine.w3, admin, call, "updateRoundData")
 
 
-def advance(engine: NavEngine, seconds: int) -> None:
-    engine.w3.provider.make_request("evm_increaseTime", [seconds])
-    engine.w3.provider.make_request("evm_mine", [])
-
-
 def publish_directly(engine: NavEngine, fund_id: int, nav: int, activity: int) -> None:
     """What the publisher does on confirmation: NAV on chain, its activity remembered."""
     now = engine.w3.eth.get_block("latest")["timestamp"]
@@ -88,7 +84,7 @@ def test_engine_story(engine: NavEngine) -> None:
     assert first.prices["BTC"].confidence > 90 and len(first.prices["BTC"].sources) == 3
     assert engine.store.report(f.report_id).status == "pending"
     publish_directly(engine, 1, f.valuation.nav, f.snapshot.activity)
-    advance(engine, 60)
+    advance(engine.w3, 60)
 
     # 2. One of three BTC feeds moved +50 %: dropped; NAV within a few bps; skipped.
     set_answer(engine, "BTC", 2, 63_000)

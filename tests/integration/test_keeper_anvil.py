@@ -24,6 +24,7 @@ from publisher.publish import Publisher
 from publisher.schedule import FundSchedule
 from publisher.sender import Hooks
 from publisher.store import Attempt
+from tests.chainops import advance
 
 pytestmark = pytest.mark.anvil
 E18 = 10**18
@@ -55,11 +56,6 @@ def rounds(pub: Publisher) -> dict[int, int]:
     return {f: pub.engine.vault.functions.navState(f).call()[2] for f in (1, 2, 3)}
 
 
-def advance(pub: Publisher, seconds: int) -> None:
-    pub.engine.w3.provider.make_request("evm_increaseTime", [seconds])
-    pub.engine.w3.provider.make_request("evm_mine", [])
-
-
 def trade(settings: Settings, pub: Publisher, fund_id: int, usdc: int = 2_200) -> None:
     """The manager swaps `usdc` USDC for ETH at $2,200 in the fund."""
     w3 = pub.engine.w3
@@ -88,7 +84,7 @@ def test_schedule_and_the_emergency_path(settings: Settings) -> None:
 
     trade(settings, pub, 2)
     clock.now += 15
-    advance(pub, 15)  # anvil can mine several blocks in one second; a NAV needs a newer asOf
+    advance(pub.engine.w3, 15)  # anvil can mine several blocks in one second; a NAV needs a newer asOf
     hot = keeper.tick()
     assert hot.emergency == {2} and [(o.fund_id, o.decision) for o in hot.outcomes] == [(2, "published")]
     assert rounds(pub) == {1: 1, 2: 2, 3: 1}  # on chain: only fund 2 was published again

@@ -18,15 +18,10 @@ from publisher.gas import ledger
 from publisher.keys import dev_account, load_account
 from publisher.localchain import AnvilNode
 from publisher.publish import Publisher
+from tests.chainops import advance
 
 pytestmark = pytest.mark.anvil
 E18 = 10**18
-
-
-def advance(pub: Publisher, seconds: int) -> None:
-    w3 = pub.engine.w3
-    w3.provider.make_request("evm_increaseTime", [seconds])
-    w3.provider.make_request("evm_mine", [])
 
 
 def nav_state(pub: Publisher, fund_id: int) -> tuple:
@@ -61,7 +56,7 @@ def test_all_due_funds_in_one_transaction_then_skip_then_force(settings: Setting
     assert hwm == {o.fund_id: o.nav for o in outcomes}
     assert pub.store.fund_record(1).published_activity == 6
 
-    advance(pub, 60)
+    advance(pub.engine.w3, 60)
     again = pub.cycle()
     assert [o.decision for o in again] == ["skipped"] * 3
     assert len(pub.store.publications()) == 1
@@ -90,7 +85,7 @@ def test_hwm_follows_rises_only(settings: Settings) -> None:
                 feed.functions.updateAnswer((2_000 if down else 2_400) * 10**dec),
                 "feed",
             )
-        advance(pub, 60)
+        advance(pub.engine.w3, 60)
         (o,) = pub.cycle([1])
         assert o.decision == "published"
         if down:
@@ -161,7 +156,7 @@ def test_breaker_pauses_the_fund_on_chain_and_unpauses_it(settings: Settings) ->
         (contract_at(w3, "MockV3Aggregator", f.address), f.decimals)
         for f in pub.engine.deployment.feeds["ETH"]
     ]
-    advance(pub, 3_700)  # the cached ETH price is now too old to stand in
+    advance(pub.engine.w3, 3_700)  # the cached ETH price is now too old to stand in
     now = w3.eth.get_block("latest")["timestamp"]
     for feed, dec in feeds:
         send(
@@ -192,7 +187,7 @@ def test_status_shows_hwm_and_drawdown(settings: Settings, capsys: pytest.Captur
     for f in pub.engine.deployment.feeds["BTC"]:
         feed = contract_at(w3, "MockV3Aggregator", f.address)
         send(w3, oracle, feed.functions.updateAnswer(37_800 * 10**f.decimals), "BTC -10 %")
-    advance(pub, 60)
+    advance(pub.engine.w3, 60)
     (o,) = pub.cycle([1])
     assert o.decision == "published"
     assert main(["status", "--json", "--fund", "1"]) == 0

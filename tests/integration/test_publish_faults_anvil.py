@@ -18,6 +18,7 @@ from publisher.localchain import AnvilNode, free_port, start_anvil
 from publisher.publish import Publisher
 from publisher.sender import Hooks
 from publisher.store import Attempt
+from tests.chainops import advance
 from tests.rpcproxy import RpcProxy
 
 pytestmark = pytest.mark.anvil
@@ -79,11 +80,6 @@ def nav_updates(pub: Publisher, fund_id: int) -> list[int]:
     """Every NAV the vault ever accepted for the fund (its NAVUpdated events)."""
     logs = pub.engine.vault.events.NAVUpdated().get_logs(from_block=0, argument_filters={"fundId": fund_id})
     return [e["args"]["newNAV"] for e in logs]
-
-
-def advance(w3: Web3, seconds: int) -> None:
-    w3.provider.make_request("evm_increaseTime", [seconds])
-    w3.provider.make_request("evm_mine", [])
 
 
 def move_eth(pub: Publisher, w3: Web3, usd: int) -> None:
