@@ -5,6 +5,9 @@
     │   └── KeyConfigError       the signing key is missing, malformed or not allowed here
     ├── ArtifactError            a compiled contract artifact is missing, malformed or stale
     ├── DeploymentError          deployment.json is missing, malformed or for another chain
+    ├── InputError               a command-line or API parameter is wrong (names it)
+    │   ├── UnknownFund          a fund id the vault does not have
+    │   └── UnknownCurrency      a display currency without an FX source
     └── ChainError               the chain could not be used as configured
         ├── RpcUnreachable       no answer from the RPC URL
         ├── WrongChain           the node's chain id is not the configured one
@@ -43,6 +46,18 @@ class ArtifactError(NavPubError):
 
 class DeploymentError(NavPubError):
     """deployment.json is missing, malformed or belongs to another chain."""
+
+
+class InputError(NavPubError):
+    """A command-line option or API parameter is wrong; the message names it."""
+
+
+class UnknownFund(InputError):
+    """A fund id the vault does not have."""
+
+
+class UnknownCurrency(InputError):
+    """A display currency without an FX source."""
 
 
 class ChainError(NavPubError):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from json import dumps
-from json import loads as json_loads
 from typing import Annotated
 
 import typer
@@ -15,14 +13,17 @@ from web3 import Web3
 from web3.contract import Contract
 
 from publisher._exceptions import NavPubError
+from publisher.api import check_port_free
+from publisher.api import serve as serve_app
 from publisher.artifacts import REPO_ROOT
 from publisher.chain import connect, contract_at
 from publisher.config import Settings, load_settings
+from publisher.demo import RatesServer
 from publisher.deploy import deploy_core, deploy_demo
 from publisher.deployment import load_deployment
 from publisher.engine import NavEngine
-from publisher.gas import SEED_GAS_PER_UPDATE, ledger, project
-from publisher.keeper import HEARTBEAT, TICK_S, Keeper, running_keeper, serve_http
+from publisher.gas import gas_overview, ledger
+from publisher.keeper import TICK_S, Keeper, running_keeper, serve_http
 from publisher.keys import load_account
 from publisher.localchain import AnvilConfig, running_anvil, start_detached, stop_detached
 from publisher.logs import setup_logging
@@ -38,8 +39,8 @@ from publisher.output import (
     render_publish,
 )
 from publisher.publish import Publisher
-from publisher.snapshot import ChainSnapshot, read_snapshot
-from publisher.status import KeeperOut, render_keeper, render_status, status_model
+from publisher.snapshot import read_snapshot
+from publisher.status import keeper_status, render_keeper, render_status, status_model
 from publisher.store import Store
 from publisher.story import Story
 
@@ -95,7 +96,7 @@ def _status(settings: Settings, *, as_json: bool, fund_ids: list[int] | None = N
     vault = contract_at(w3, "FundVault", deployment.vault)
     _check_funds(vault, fund_ids or [])
     snap = read_snapshot(w3, vault, fund_ids)
-    keeper_state = _keeper_state(settings, snap)
+    keeper_state = keeper_status(settings, Store.open(settings.store_url), snap)
     if as_json:
         model = status_model(deployment, snap).model_copy(update={"keeper": keeper_state})
         sys.stdout.write(model.model_dump_json(indent=2) + "\n")
@@ -104,63 +105,68 @@ def _status(settings: Settings, *, as_json: bool, fund_ids: list[int] | None = N
         render_keeper(out, keeper_state)
 
 
-def _keeper_state(settings: Settings, snap: ChainSnapshot) -> KeeperOut:
-    """The keeper's heartbeat and the funds that need attention, from the store and the chain."""
-    store = Store.open(settings.store_url)
-    raw = store.get_state(HEARTBEAT)
-    beat = json_loads(raw) if raw else None
-    now = int(time.time())
-    age = None if beat is None else max(0, max(now, snap.block_timestamp) - int(beat["at"]))
-    alive = beat is not None and age is not None and age <= 120 and _pid_alive(int(beat["pid"]))
-    breakers = [f.fund_id for f in snap.funds if store.fund_record(f.fund_id).guard.breaker_open]
-    limit = 2 * settings.cadence_s
-    overdue = [
-        f.fund_id for f in snap.funds if f.nav.published and snap.block_timestamp - f.nav.as_of > limit
-    ]
-    return KeeperOut(
-        alive=alive,
-        pid=beat["pid"] if beat else None,
-        last_tick_at=beat["at"] if beat else None,
-        last_tick_age_s=age,
-        breakers_open=breakers,
-        funds_overdue=overdue,
-    )
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
 @app.command()
 def demo(
     keep_running: Annotated[
         bool, typer.Option("--keep-running", help="Leave anvil running in the background afterwards")
     ] = False,
+    serve_dashboard: Annotated[
+        bool,
+        typer.Option("--serve/--no-serve", help="Serve the dashboard until Ctrl-C at the end"),
+    ] = True,
+    port: Annotated[int, typer.Option(help="Dashboard port (127.0.0.1)")] = 8000,
 ) -> None:
-    """Start a local anvil, deploy everything with demo funds, and print their state."""
+    """Start anvil, deploy the demo funds, run the keeper through simulated hours, serve the dashboard."""
     settings = load_settings()
     local = _local_chain(settings)
-    # The demo's haircuts, unless the operator points at a sources file of their own.
-    sources = settings.sources_file or REPO_ROOT / "scripts" / "demo-sources.toml"
-    settings = load_settings(rpc_url=local.rpc_url, chain_id=local.chain_id, sources_file=sources)
-    out.print(f"[bold]local chain[/] {local.rpc_url} (chain id {local.chain_id})")
-    if keep_running:
-        start_detached(local, settings.state_dir)
-        _deploy(settings, demo=True, engine=None)
-        _nav_preview(settings)
-        _demo_publish(settings)
-        out.print(f"anvil keeps running at {local.rpc_url}; stop it with `navpub chain stop`")
-        return
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    with running_anvil(local, log_path=settings.state_dir / "anvil.log"):
-        _deploy(settings, demo=True, engine=None)
-        _nav_preview(settings)
-        _demo_publish(settings)
-    out.print("anvil stopped (use --keep-running to keep it)")
+    if serve_dashboard:
+        check_port_free("127.0.0.1", port)
+    rates = RatesServer()
+    try:
+        # The demo's haircuts and its local FX rates API, unless the operator brings a sources file.
+        sources = settings.sources_file or rates.sources_file(
+            REPO_ROOT / "scripts" / "demo-sources.toml", settings.state_dir / "demo-sources.toml"
+        )
+        # Simulated hours are anvil's hours: ages on the dashboard are read on the chain's clock.
+        settings = load_settings(
+            rpc_url=local.rpc_url, chain_id=local.chain_id, sources_file=sources, clock="chain"
+        )
+        out.print(f"[bold]local chain[/] {local.rpc_url} (chain id {local.chain_id})")
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        if keep_running:
+            start_detached(local, settings.state_dir)
+            _demo_story(settings, serve_dashboard, port)
+            out.print(f"anvil keeps running at {local.rpc_url}; stop it with `navpub chain stop`")
+            return
+        with running_anvil(local, log_path=settings.state_dir / "anvil.log"):
+            _demo_story(settings, serve_dashboard, port)
+        out.print("anvil stopped (use --keep-running to keep it)")
+    finally:
+        rates.close()
+
+
+def _demo_story(settings: Settings, serve_dashboard: bool, port: int) -> None:
+    _deploy(settings, demo=True, engine=None)
+    _nav_preview(settings)
+    _demo_publish(settings)
+    if serve_dashboard:
+        out.rule("Dashboard")
+        serve_app(settings, "127.0.0.1", port, on_ready=_announce)
+
+
+def _announce(url: str) -> None:
+    out.print(f"dashboard: [bold]{url}[/]  API: {url}docs  (Ctrl-C stops)")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Serve the JSON API (/api, /docs), /metrics and the dashboard page until Ctrl-C."""
+    settings = load_settings()
+    check_port_free(host, port)
+    serve_app(settings, host, port, on_ready=_announce)
 
 
 @app.command()
@@ -240,17 +246,7 @@ def gas(json: Annotated[bool, typer.Option("--json", help="Machine-readable outp
     """Gas spent per fund and in total, and the monthly projection beside the seed's budget."""
     settings = load_settings()
     engine = NavEngine.from_settings(settings)
-    report = ledger(engine.store.publications())
-    fees = engine.rpc_call(lambda: engine.w3.eth.get_block("latest"), "gas price")
-    base = int(fees.get("baseFeePerGas") or 0)
-    gas_price = (
-        base + settings.priority_fee_floor_wei
-        if base
-        else engine.rpc_call(lambda: engine.w3.eth.gas_price, "gas price")
-    )
-    native = engine.store.cached_prices([settings.native_symbol]).get(settings.native_symbol)
-    per_update = report.avg_gas_per_update or SEED_GAS_PER_UPDATE
-    projection = project(per_update, settings.cadence_s, gas_price, native.price if native else None)
+    report, projection = gas_overview(engine)
     if json:
         sys.stdout.write(gas_model(report, projection, settings.cadence_s).model_dump_json(indent=2) + "\n")
     else:
@@ -288,6 +284,34 @@ def trigger(fund: Annotated[int, typer.Option(help="Fund whose NAV to publish no
         out.print(f"trigger for fund {fund} handed to the running keeper (pid {pid})")
         return
     render_publish(out, publisher.cycle([fund], trigger="emergency", emergency={fund}))
+
+
+@app.command()
+def verify(
+    fund: Annotated[int, typer.Option(help="Fund whose published NAV to check")],
+    reported: Annotated[
+        str | None, typer.Option(help="An external statement's figure in USD (custodian, exchange)")
+    ] = None,
+    tolerance: Annotated[
+        str, typer.Option(help="Allowed difference: USD (5) or relative to the NAV (0.1%)")
+    ] = "5",
+    basis: Annotated[
+        str, typer.Option(help="What --reported is compared with: nav, or net (collateral − borrowed)")
+    ] = "nav",
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Recompute a fund's NAV independently and reconcile it with the published one: PASS or FAIL."""
+    from publisher.verify import parse_tolerance, render_verify, verify_fund
+
+    engine = NavEngine.from_settings(load_settings())
+    _check_funds(engine.vault, [fund])
+    result = verify_fund(engine, fund, reported=reported, tolerance=parse_tolerance(tolerance), basis=basis)
+    if json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        render_verify(out, result)
+    if not result.passed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -343,7 +367,8 @@ def chain_stop() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: runs the app, turning NavPubError into one readable line."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns a typer.Exit's code instead of exiting.
+        rc = app(args=argv, standalone_mode=False)
     except NavPubError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
@@ -357,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     confirmations: Annotated[int, Field(ge=1)] = 1
     # Native coin of the chain, priced by the oracles to put gas costs in USD.
     native_symbol: str = "ETH"
+    # The dashboard's and API's default display currency: USD or one with an FX source.
+    display_currency: str = "USD"
 
     # -- alerts ----------------------------------------------------------------------------
     alert_webhooks: Annotated[list[str], NoDecode] = Field(

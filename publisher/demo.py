@@ -7,8 +7,11 @@ $42,000 and $2,200, i.e. $690,000 gross. Fund 2 is gold and stablecoins, fund 3 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -60,13 +63,28 @@ FEED_SKEW: tuple[Decimal, ...] = (Decimal("-0.0005"), Decimal("0"), Decimal("0.0
 FEED_MAX_AGE_S = 3900
 
 _WIDE = {
-    "BTC": Decimal("2.5"), "ETH": Decimal("40"), "USDC": Decimal("120000"), "XAUT": Decimal("12"),
-    "USDT": Decimal("80000"), "DAI": Decimal("60000"), "SOL": Decimal("900"), "LINK": Decimal("5000"),
-    "UNI": Decimal("7000"), "AAVE": Decimal("300"), "ARB": Decimal("40000"), "OP": Decimal("20000"),
-    "POL": Decimal("50000"), "AVAX": Decimal("1200"), "DOT": Decimal("4000"), "ATOM": Decimal("3500"),
-    "DOGE": Decimal("250000"), "LTC": Decimal("400"), "XRP": Decimal("60000"), "MKR": Decimal("15"),
+    "BTC": Decimal("2.5"),
+    "ETH": Decimal("40"),
+    "USDC": Decimal("120000"),
+    "XAUT": Decimal("12"),
+    "USDT": Decimal("80000"),
+    "DAI": Decimal("60000"),
+    "SOL": Decimal("900"),
+    "LINK": Decimal("5000"),
+    "UNI": Decimal("7000"),
+    "AAVE": Decimal("300"),
+    "ARB": Decimal("40000"),
+    "OP": Decimal("20000"),
+    "POL": Decimal("50000"),
+    "AVAX": Decimal("1200"),
+    "DOT": Decimal("4000"),
+    "ATOM": Decimal("3500"),
+    "DOGE": Decimal("250000"),
+    "LTC": Decimal("400"),
+    "XRP": Decimal("60000"),
+    "MKR": Decimal("15"),
     "LDO": Decimal("12000"),
-}  # fmt: skip
+}
 
 FUNDS: tuple[DemoFund, ...] = (
     DemoFund(
@@ -111,3 +129,65 @@ def to_units(amount: Decimal, decimals: int) -> int:
 def feed_answer(price: Decimal, decimals: int, skew: Decimal) -> int:
     """A feed's integer answer for `price`, skewed, truncated to the feed's decimals."""
     return int((price * (1 + skew)).scaleb(decimals))
+
+
+# -- the demo's FX rates API ---------------------------------------------------------------
+
+# Display rates per 1 USD, quoted like a rates API would (JSON numbers, parsed as Decimal).
+DEMO_FX: dict[str, Decimal] = {"ZAR": Decimal("18.2450"), "EUR": Decimal("0.9210")}
+
+
+class RatesServer:
+    """A tiny rates API on 127.0.0.1 (the demo has no internet): ``GET /v1/latest`` answers
+    ``{"base": "USD", "rates": {...}}``; the engine reads it through the generic HTTP adapter,
+    exactly as it would read a real one. `rates` can be changed, or set to None (an outage)."""
+
+    def __init__(self) -> None:
+        self.rates: dict[str, Decimal] | None = dict(DEMO_FX)
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if outer.rates is None or self.path.split("?")[0] != "/v1/latest":
+                    self.send_error(503 if outer.rates is None else 404)
+                    return
+                numbers = ", ".join(f'"{k}": {v}' for k, v in sorted(outer.rates.items()))
+                body = f'{{"base": "USD", "rates": {{{numbers}}}}}'.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, name="demo-rates", daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def sources_file(self, base: Path, target: Path) -> Path:
+        """`base` (the demo's haircuts) plus this API as the FX source of every demo currency."""
+        lines = [
+            base.read_text(encoding="utf-8"),
+            "",
+            "# Added by `navpub demo`: its local rates API.",
+            "[http_sources.rates]",
+            'adapter = "generic"',
+            f'base_url = "{self.url}"',
+            "",
+        ]
+        for code in sorted(DEMO_FX):
+            lines += [
+                f"[fx.{code}]",
+                f'http = [{{ source = "rates", instrument = "USD", path = "/v1/latest", '
+                f'price_field = "rates.{code}" }}]',
+                "",
+            ]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(lines), encoding="utf-8")
+        return target

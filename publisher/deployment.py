@@ -5,9 +5,6 @@ Written by ``navpub deploy``; every other command reads it through :func:`load_d
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from eth_utils import to_checksum_address
@@ -113,11 +110,9 @@ class Deployment(BaseModel, frozen=True):
 
 def write_deployment(path: Path, deployment: Deployment) -> None:
     """Writes atomically (temporary file, then rename): a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".deployment.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(deployment.model_dump(mode="json"), indent=2) + "\n")
-    os.replace(tmp, path)
+    from publisher.statefiles import write_json_atomic  # statefiles reads views, which read this
+
+    write_json_atomic(path, deployment.model_dump(mode="json"))
 
 
 def load_deployment(settings: Settings, w3: Web3 | None = None) -> Deployment:

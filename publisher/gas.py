@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from publisher.engine import NavEngine
 from publisher.publish import fund_shares
 from publisher.store import Publication
 
@@ -99,3 +100,20 @@ def project(gas_per_update: int, cadence_s: int, gas_price_wei: int, native_usd:
     wei = gas * gas_price_wei
     usd = wei * native_usd // 10**18 if native_usd is not None else None
     return Projection(updates, gas_per_update, gas_price_wei, native_usd, gas, wei, usd)
+
+
+def gas_overview(engine: NavEngine) -> tuple[GasReport, Projection]:
+    """The ledger from the store and the monthly projection at today's gas price (base fee plus
+    the tip floor on EIP-1559 chains) and the last cached price of the native coin."""
+    settings = engine.settings
+    report = ledger(engine.store.publications())
+    latest = engine.rpc_call(lambda: engine.w3.eth.get_block("latest"), "gas price")
+    base = int(latest.get("baseFeePerGas") or 0)
+    gas_price = (
+        base + settings.priority_fee_floor_wei
+        if base
+        else engine.rpc_call(lambda: engine.w3.eth.gas_price, "gas price")
+    )
+    native = engine.store.cached_prices([settings.native_symbol]).get(settings.native_symbol)
+    per_update = report.avg_gas_per_update or SEED_GAS_PER_UPDATE
+    return report, project(per_update, settings.cadence_s, gas_price, native.price if native else None)

@@ -7,13 +7,25 @@ decisions — the exact values are in the store and on chain.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 from publisher.engine import CycleResult
 from publisher.money import usd
 from publisher.publish import FundOutcome
 from publisher.store import Publication
+
+if TYPE_CHECKING:
+    from publisher.views import FundsView
 
 
 class Metrics:
@@ -76,3 +88,32 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def views_exposition(view: FundsView, publications: Iterable[Publication]) -> tuple[bytes, str]:
+    """The API's /metrics: the funds as the chain and the store show them now, in a registry
+    of its own built per request (the API process runs no cycles of its own)."""
+    r = CollectorRegistry()
+    nav = Gauge("navpub_published_nav_usd", "The fund's NAV on chain (USD)", ["fund"], registry=r)
+    age = Gauge("navpub_nav_age_seconds", "Age of the fund's on-chain NAV", ["fund"], registry=r)
+    hwm = Gauge("navpub_high_water_mark_usd", "High-water mark of the fund (USD)", ["fund"], registry=r)
+    dd = Gauge("navpub_drawdown_ratio", "Drawdown from the high-water mark (0-1)", ["fund"], registry=r)
+    est = Gauge("navpub_nav_estimated", "1 when the fund's NAV used cached prices", ["fund"], registry=r)
+    breaker = Gauge("navpub_breaker_open", "1 while the fund's circuit breaker is open", ["fund"], registry=r)
+    held = Gauge("navpub_nav_held", "1 while a NAV of the fund waits for approval", ["fund"], registry=r)
+    conf = Gauge("navpub_price_confidence", "Confidence of the asset's price (0-100)", ["asset"], registry=r)
+    gas = Gauge("navpub_gas_used_total", "Gas used by confirmed transactions", registry=r)
+    for f in view.funds:
+        fund = str(f.fund_id)
+        if f.nav.published and f.nav.nav is not None and f.peak.high_water_mark is not None:
+            nav.labels(fund).set(Decimal(f.nav.nav.usd))
+            age.labels(fund).set(f.nav.age_s or 0)
+            hwm.labels(fund).set(Decimal(f.peak.high_water_mark.usd))
+            dd.labels(fund).set(Decimal(f.peak.drawdown_pct or 0) / 100)
+        est.labels(fund).set(int(f.nav.estimated))
+        breaker.labels(fund).set(int(f.breaker_open))
+        held.labels(fund).set(int(f.held is not None))
+        for o in f.oracles:
+            conf.labels(o.asset).set(o.confidence or 0)
+    gas.set(sum(p.gas_used or 0 for p in publications if p.status == "confirmed"))
+    return generate_latest(r), CONTENT_TYPE_LATEST

@@ -126,8 +126,9 @@ class Publisher:
                         [r.id for r in carried if r.fund_id in fresh_funds], "superseded"
                     )
                     last = pub.attempts[-1] if pub.attempts else None
-                    fresh = self._publish(prepared, reports, cycle, nonce=pub.nonce,
-                                          min_fees=fees_of(last) if last else None)  # fmt: skip
+                    fresh = self._publish(
+                        prepared, reports, cycle, nonce=pub.nonce, min_fees=fees_of(last) if last else None
+                    )
                     if fresh is not None:
                         self.store.update_publication(pub.id, replaced_by=fresh.id)
                         out.append(fresh)
@@ -180,7 +181,21 @@ class Publisher:
         for f in cycle.funds:
             report = sent.get(f.fund_id)
             outcomes.append(self._outcome(report.id) if report else self._decision(f, cycle))
+        self.write_state_files(cycle, outcomes)
         return outcomes
+
+    def write_state_files(self, cycle: CycleResult, outcomes: Sequence[FundOutcome]) -> None:
+        """nav_state.json and nav.json for other tools; a disk error is alerted, not fatal —
+        the NAV is on chain and in the store whatever happens to these files."""
+        from publisher.statefiles import state_after_cycle  # it reads views, which read this module
+
+        engine = self.engine
+        try:
+            state_after_cycle(
+                engine.store, self.settings, engine.deployment, sorted(engine.registry.fx), cycle, outcomes
+            )
+        except OSError as exc:
+            self.alert("state_files", f"could not write the state files in {self.settings.state_dir}: {exc}")
 
     def sync_ripcord(self, cycle: CycleResult) -> None:
         """Mirrors each fund's circuit breaker on chain: paused while it is open (readable by
@@ -238,8 +253,15 @@ class Publisher:
                 self.alert("publish_failed", f"{exc}; the NAV stays in the outbox", r.fund_id, r.id)
         return None
 
-    def _publish(self, prepared: Prepared, reports: Sequence[Report], cycle: CycleResult | None, *,
-                 nonce: int | None = None, min_fees: Fees | None = None) -> Publication | None:  # fmt: skip
+    def _publish(
+        self,
+        prepared: Prepared,
+        reports: Sequence[Report],
+        cycle: CycleResult | None,
+        *,
+        nonce: int | None = None,
+        min_fees: Fees | None = None,
+    ) -> Publication | None:
         reports = sorted(reports, key=lambda r: r.fund_id)
         ids = [r.id for r in reports]
         try:
@@ -275,6 +297,10 @@ class Publisher:
             for r in reports:
                 if r.activity is not None:
                     self.store.set_published_activity(r.fund_id, r.activity, now)
+                if r.previous_round is not None:
+                    # A jump held in the same cycle as an approved NAV was measured from the
+                    # NAV this one just replaced: no longer a question for a person.
+                    self.store.supersede_stale_held(r.fund_id, r.previous_round + 1)
             receipt = self.sender.receipt_of(pub)
             if receipt is not None:
                 vault = self.engine.vault
@@ -335,8 +361,14 @@ class Publisher:
         if f.decision.action == "publish":
             stored = self.store.report(f.report_id) if f.report_id else None
             if stored is not None and stored.status == "superseded":
-                return FundOutcome(f.fund_id, v.nav if v else None, f.decision.estimated, "skipped",
-                                   "the chain already has a NAV as of this block", f.report_id)  # fmt: skip
+                return FundOutcome(
+                    f.fund_id,
+                    v.nav if v else None,
+                    f.decision.estimated,
+                    "skipped",
+                    "the chain already has a NAV as of this block",
+                    f.report_id,
+                )
             if stored is not None:
                 return self._outcome(stored.id)
         names: dict[str, Outcome] = {
@@ -345,8 +377,14 @@ class Publisher:
             "fail": "failed",
             "publish": "pending",
         }
-        return FundOutcome(f.fund_id, v.nav if v else None, f.decision.estimated, names[f.decision.action],
-                           f.decision.reason, f.report_id)  # fmt: skip
+        return FundOutcome(
+            f.fund_id,
+            v.nav if v else None,
+            f.decision.estimated,
+            names[f.decision.action],
+            f.decision.reason,
+            f.report_id,
+        )
 
     def _outcome(self, report_id: int) -> FundOutcome:
         """A sent report's outcome, from its publication."""

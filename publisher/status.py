@@ -5,16 +5,23 @@ JSON money values are decimal strings with the raw integer beside them, never fl
 
 from __future__ import annotations
 
+import json
+import os
+import time
+
 from pydantic import BaseModel
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from publisher.config import Settings
 from publisher.deployment import Deployment
 from publisher.guard import pct
+from publisher.keeper import HEARTBEAT
 from publisher.money import fmt_usd, units_to_decimal, usd_str
 from publisher.output import Amount
 from publisher.snapshot import ChainSnapshot, FundSnapshot
+from publisher.store import Store
 from publisher.value import drawdown
 
 
@@ -177,3 +184,38 @@ def render_keeper(console: Console, k: KeeperOut) -> None:
         console.print(f"  [red]circuit breaker open[/] for fund(s) {k.breakers_open}")
     if k.funds_overdue:
         console.print(f"  [yellow]overdue[/] (NAV older than twice the cadence): fund(s) {k.funds_overdue}")
+
+
+# The keeper writes its heartbeat every tick (15 s by default); two minutes without one means
+# it is gone or stuck.
+KEEPER_ALIVE_S = 120
+
+
+def keeper_status(settings: Settings, store: Store, snap: ChainSnapshot) -> KeeperOut:
+    """The keeper's heartbeat and the funds that need attention, from the store and the chain."""
+    raw = store.get_state(HEARTBEAT)
+    beat = json.loads(raw) if raw else None
+    now = int(time.time())
+    age = None if beat is None else max(0, max(now, snap.block_timestamp) - int(beat["at"]))
+    alive = beat is not None and age is not None and age <= KEEPER_ALIVE_S and pid_alive(int(beat["pid"]))
+    breakers = [f.fund_id for f in snap.funds if store.fund_record(f.fund_id).guard.breaker_open]
+    limit = 2 * settings.cadence_s
+    overdue = [
+        f.fund_id for f in snap.funds if f.nav.published and snap.block_timestamp - f.nav.as_of > limit
+    ]
+    return KeeperOut(
+        alive=alive,
+        pid=beat["pid"] if beat else None,
+        last_tick_at=beat["at"] if beat else None,
+        last_tick_age_s=age,
+        breakers_open=breakers,
+        funds_overdue=overdue,
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

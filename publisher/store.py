@@ -428,6 +428,38 @@ class Store:
         with self._read() as conn:
             return [_report(r) for r in conn.execute(q)]
 
+    def published_reports(self, fund_id: int, limit: int = 500) -> list[Report]:
+        """The fund's confirmed (on-chain) reports, the newest `limit`, oldest first."""
+        q = (
+            select(reports)
+            .where(reports.c.fund_id == fund_id, reports.c.status == "confirmed")
+            .order_by(reports.c.as_of.desc(), reports.c.id.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [_report(r) for r in reversed(conn.execute(q).all())]
+
+    def confirmed_report(self, fund_id: int, as_of: int) -> Report | None:
+        """The confirmed report whose asOf the chain holds for the fund (the newest, should two match)."""
+        q = (
+            select(reports)
+            .where(reports.c.fund_id == fund_id, reports.c.status == "confirmed", reports.c.as_of == as_of)
+            .order_by(reports.c.id.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(q).first()
+        return _report(row) if row else None
+
+    def latest_report(self, fund_id: int, *, valued: bool = False) -> Report | None:
+        """The fund's newest report (with `valued`, the newest that has a NAV)."""
+        q = select(reports).where(reports.c.fund_id == fund_id).order_by(reports.c.id.desc()).limit(1)
+        if valued:
+            q = q.where(reports.c.nav.is_not(None))
+        with self._read() as conn:
+            row = conn.execute(q).first()
+        return _report(row) if row else None
+
     def held_report(self, fund_id: int) -> Report | None:
         """The fund's newest report waiting for approval."""
         q = (
@@ -467,6 +499,21 @@ class Store:
             done = conn.execute(
                 update(reports)
                 .where(reports.c.fund_id == fund_id, reports.c.status == "held", reports.c.id < by_report)
+                .values(status="superseded")
+            )
+        return int(done.rowcount)
+
+    def supersede_stale_held(self, fund_id: int, round_now: int) -> int:
+        """Held reports computed against a NAV older than the fund's round `round_now` judged a
+        jump from a baseline that is gone; a fresh cycle decides again."""
+        with self._write() as conn:
+            done = conn.execute(
+                update(reports)
+                .where(
+                    reports.c.fund_id == fund_id,
+                    reports.c.status == "held",
+                    reports.c.previous_round < round_now,
+                )
                 .values(status="superseded")
             )
         return int(done.rowcount)

@@ -33,7 +33,7 @@ def own_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
 def test_demo_deploys_prints_and_stops_the_chain(
     own_chain: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["demo"]) == 0
+    assert main(["demo", "--no-serve"]) == 0
     text = capsys.readouterr().out
     for needle in ("Digital Assets Core", "Gold & Stablecoin Reserve", "Diversified 21-Asset Index", "XAUT"):
         assert needle in text
