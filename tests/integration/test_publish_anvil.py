@@ -76,7 +76,7 @@ def test_hwm_follows_rises_only(settings: Settings) -> None:
     eth_feeds = [
         contract_at(pub.engine.w3, "MockV3Aggregator", f.address) for f in pub.engine.deployment.feeds["ETH"]
     ]
-    admin = load_account(settings)
+    admin = dev_account(settings, 3)  # not the engine's key: its nonces are the publisher's
     for down in (True, False):
         for feed, dec in zip(eth_feeds, (8, 18, 6), strict=True):
             send(
