@@ -169,6 +169,9 @@ def demo_chain(anvil: AnvilNode, demo_deployment: Path, tmp_path: Path) -> Itera
     try:
         yield state
     finally:
+        # A transaction a test left in the mempool (automine off, fees too low) survives
+        # evm_revert and would be mined into the next test, taking the engine's nonce there.
+        w3.provider.make_request("anvil_dropAllTransactions", [])
         w3.provider.make_request("evm_setAutomine", [True])
         assert w3.provider.make_request("evm_revert", [snapshot])["result"] is True
         # The revert keeps the time a test moved forward; bring it back to now, but never
