@@ -21,7 +21,7 @@ import {IFundNavSource} from "./interfaces/IFundNavSource.sol";
 ///
 ///         The vault stores only the latest round: `getRoundData` answers the latest round and
 ///         reverts `NoDataPresent` for every other one. The NAV history is in the
-///         AnalyticsHub's `NAVRecorded` events (and the vault's `NAVUpdated`), read from logs.
+///         AnalyticsHub's `NAVRecorded` and `NAVBatchRecorded` events, read from logs.
 /// @dev Holds no state of its own: every call reads the vault (two storage reads there).
 contract FundNavFeed is AggregatorV3Interface {
     /// @inheritdoc AggregatorV3Interface

@@ -28,7 +28,10 @@ import {IFundNavSource} from "./interfaces/IFundNavSource.sol";
 ///         guardian or the NAV engine pulls it when the fund's NAV should not be relied on.
 ///         It lives in the NAV slot, so NAV state and paused are read together, in one slot.
 /// @dev NAV storage is one slot per fund (see NavSlot), rewritten on every update; the
-///      high-water mark lives in its own slot that is read only when the NAV rises.
+///      high-water mark is implied by that slot while the NAV is at its peak (_AT_PEAK) and
+///      lives in its own slot, read only when the NAV rises, once the NAV falls below it. The NAV
+///      history is the hub's events (`NAVRecorded`, `NAVBatchRecorded`), logged once: the
+///      vault emits no event of its own per NAV, which would pay ~1,900 gas for the same fact.
 contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     using SafeERC20 for IERC20;
 
@@ -52,6 +55,11 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     uint16 private constant _EXISTS = 1 << 15;
     /// @dev Bits a NAV update carries over from the slot it replaces.
     uint16 private constant _STICKY_FLAGS = _EXISTS | FLAG_PAUSED;
+    /// @dev Set while the slot's NAV is the high-water mark. The mark is then implied by the
+    ///      slot and `_highWaterMark` is neither read nor written: a run of new peaks (a
+    ///      rising market, published hourly) costs no second cold slot per update. The mark
+    ///      gets its own slot when the NAV first falls below it.
+    uint16 private constant _AT_PEAK = 1 << 14;
 
     /// @notice A fund may hold at most this many distinct assets, which bounds the gas of
     ///         every view that lists holdings.
@@ -129,13 +137,13 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         uint256 highWaterMark;
     }
 
-    /// @notice One entry of a batch NAV update.
-    struct NavUpdate {
-        uint256 fundId;
-        uint256 nav;
-        uint48 asOf;
-        uint16 flags;
-    }
+    /// @notice Layout of one packed NAV update (`updateNAVBatch`, `packNavUpdate`): the NAV in
+    ///         the low 128 bits, then flags (16), asOf (48) and the fund id (64) on top. One
+    ///         32-byte word per fund instead of four ABI words: calldata is most of a batch's
+    ///         marginal cost after the storage write.
+    uint256 private constant _FLAGS_SHIFT = 128;
+    uint256 private constant _ASOF_SHIFT = 144;
+    uint256 private constant _FUND_SHIFT = 192;
 
     /// @dev Decimals of an asset, read from the token once when a fund first holds it.
     struct AssetInfo {
@@ -180,6 +188,8 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     error FutureAsOf(uint256 fundId, uint256 asOf, uint256 blockTimestamp);
     /// @notice The NAV does not fit the 128-bit storage.
     error NavOutOfRange(uint256 fundId, uint256 nav);
+    /// @notice A fund id above 2^64 - 1 cannot be packed into a batch word.
+    error FundIdOutOfRange(uint256 fundId);
     /// @notice Flags outside the documented ones.
     error UnknownFlags(uint256 fundId, uint256 flags);
     /// @notice The fund holds less of the asset than the operation needs.
@@ -215,8 +225,6 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     event FundCreated(uint256 indexed fundId, address indexed manager);
     /// @notice A fund's manager changed.
     event ManagerChanged(uint256 indexed fundId, address indexed manager);
-    /// @notice The NAV engine published a NAV (seed: NAVUpdated(fundId, oldNAV, newNAV, timestamp)).
-    event NAVUpdated(uint256 indexed fundId, uint256 oldNAV, uint256 newNAV, uint256 timestamp);
     /// @notice The fund's NAV rose above its previous high-water mark.
     event HighWaterMarkUpdated(uint256 indexed fundId, uint256 newNAV);
     /// @notice Assets came in and shares were issued.
@@ -328,7 +336,8 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
 
     // ------------------------------------------------------------------ NAV publication
 
-    /// @notice Publishes the NAV of one fund and records it in the hub.
+    /// @notice Publishes the NAV of one fund and records it in the hub (its `NAVRecorded`
+    ///         event is the update's log).
     /// @param fundId The fund.
     /// @param nav NAV in USD with 18 decimals.
     /// @param asOf Time the NAV was computed for; newer than the last one, not in the future.
@@ -342,17 +351,29 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         hub.recordNAV(fundId, nav, asOf);
     }
 
-    /// @notice Publishes the NAVs of many funds in one transaction, each recorded in the hub.
-    /// @dev All or nothing: one bad entry reverts the batch with that entry's error.
-    function updateNAVBatch(NavUpdate[] calldata updates) external onlyRole(NAV_ENGINE_ROLE) {
+    /// @notice Publishes the NAVs of many funds in one transaction and records them in the hub
+    ///         with one event for the whole batch.
+    /// @param updates One word per fund, packed as `packNavUpdate` does (fund id, asOf,
+    ///        flags, NAV); the same checks as `updateNAV` apply to each.
+    /// @dev All or nothing: one bad entry reverts the batch with that entry's error. The hub
+    ///      gets the words as they came: re-encoding them as records would cost more than
+    ///      every other step of the loop.
+    function updateNAVBatch(uint256[] calldata updates) external onlyRole(NAV_ENGINE_ROLE) {
         uint256 n = updates.length;
-        IAnalyticsHub.NavRecord[] memory records = new IAnalyticsHub.NavRecord[](n);
         for (uint256 i; i < n; ++i) {
-            NavUpdate calldata u = updates[i];
-            _applyNav(u.fundId, u.nav, u.asOf, u.flags);
-            records[i] = IAnalyticsHub.NavRecord({fundId: u.fundId, nav: u.nav, timestamp: u.asOf});
+            uint256 w = updates[i];
+            // Each field is masked by its cast; a NAV is at most 128 bits by construction.
+            _applyNav(w >> _FUND_SHIFT, uint128(w), uint48(w >> _ASOF_SHIFT), uint16(w >> _FLAGS_SHIFT));
         }
-        hub.recordNAVBatch(records);
+        hub.recordNAVBatch(updates);
+    }
+
+    /// @notice The word `updateNAVBatch` expects for one fund.
+    /// @dev Reverts FundIdOutOfRange / NavOutOfRange rather than truncate.
+    function packNavUpdate(uint256 fundId, uint256 nav, uint48 asOf, uint16 flags) external pure returns (uint256) {
+        if (fundId > type(uint64).max) revert FundIdOutOfRange(fundId);
+        if (nav > type(uint128).max) revert NavOutOfRange(fundId, nav);
+        return fundId << _FUND_SHIFT | uint256(asOf) << _ASOF_SHIFT | uint256(flags) << _FLAGS_SHIFT | nav;
     }
 
     function _applyNav(uint256 fundId, uint256 nav, uint48 asOf, uint16 flags) private {
@@ -363,16 +384,27 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         if (nav > type(uint128).max) revert NavOutOfRange(fundId, nav);
         if (asOf <= last.asOf) revert StaleAsOf(fundId, asOf, last.asOf);
         if (asOf > block.timestamp) revert FutureAsOf(fundId, asOf, block.timestamp);
-        // Existence and pause are carried over from the slot read above: no extra SLOAD.
-        _nav[fundId] =
-            NavSlot({nav: uint128(nav), asOf: asOf, round: last.round + 1, flags: flags | (lastFlags & _STICKY_FLAGS)});
-        emit NAVUpdated(fundId, last.nav, nav, asOf);
-        // The last NAV never exceeds the mark, so only a rise can set a new one: a fall or a
-        // flat NAV skips the mark's cold read entirely.
-        if (nav > last.nav && nav > _highWaterMark[fundId]) {
-            _highWaterMark[fundId] = nav;
-            emit HighWaterMarkUpdated(fundId, nav);
+        uint16 peak; // _AT_PEAK when this NAV is the mark
+        if (lastFlags & _AT_PEAK != 0) {
+            if (nav >= last.nav) {
+                peak = _AT_PEAK;
+                if (nav > last.nav) emit HighWaterMarkUpdated(fundId, nav);
+            } else {
+                // Leaving the peak: the mark, implied by the slot so far, is stored now.
+                _highWaterMark[fundId] = last.nav;
+            }
+        } else if (nav > last.nav) {
+            // Below the mark a fall or a flat NAV cannot reach it: only a rise reads it.
+            uint256 mark = _highWaterMark[fundId];
+            if (nav >= mark) {
+                peak = _AT_PEAK;
+                if (nav > mark) emit HighWaterMarkUpdated(fundId, nav);
+            }
         }
+        // Existence and pause are carried over from the slot read above: no extra SLOAD.
+        _nav[fundId] = NavSlot({
+            nav: uint128(nav), asOf: asOf, round: last.round + 1, flags: flags | (lastFlags & _STICKY_FLAGS) | peak
+        });
     }
 
     // ------------------------------------------------------------------ fund activity
@@ -570,7 +602,7 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         v.round = s.round;
         v.flags = s.flags & _VISIBLE_FLAGS;
         v.estimated = s.flags & FLAG_ESTIMATED != 0;
-        v.highWaterMark = _highWaterMark[fundId];
+        v.highWaterMark = _markOf(fundId, s);
         v.totalShares = shares;
         v.navPerShare = _perShare(s.nav, shares);
         v.paused = s.flags & FLAG_PAUSED != 0;
@@ -632,7 +664,12 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         s.asOf = n.asOf;
         s.round = n.round;
         s.flags = n.flags & _VISIBLE_FLAGS;
-        s.highWaterMark = _highWaterMark[fundId];
+        s.highWaterMark = _markOf(fundId, n);
+    }
+
+    /// @dev The high-water mark: the slot's NAV while it is the peak, else the stored mark.
+    function _markOf(uint256 fundId, NavSlot memory n) private view returns (uint256) {
+        return n.flags & _AT_PEAK != 0 ? n.nav : _highWaterMark[fundId];
     }
 
     /// @dev NAV per share with 18 decimals, rounded down; 0 while there are no shares.

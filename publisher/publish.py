@@ -54,6 +54,20 @@ def fund_shares(total: int, n: int) -> list[int]:
     return [part + rest] + [part] * (n - 1)
 
 
+def pack_nav_update(fund_id: int, nav: int, as_of: int, flags: int) -> int:
+    """The word FundVault.updateNAVBatch takes for one fund (its `packNavUpdate`): NAV in the
+    low 128 bits, then flags (16), asOf (48) and the fund id (64)."""
+    for name, value, bits in (
+        ("fund id", fund_id, 64),
+        ("NAV", nav, 128),
+        ("asOf", as_of, 48),
+        ("flags", flags, 16),
+    ):
+        if not 0 <= value < 1 << bits:
+            raise ValueError(f"fund {fund_id}: {name} {value} does not fit {bits} bits of a batch word")
+    return fund_id << 192 | as_of << 144 | flags << 128 | nav
+
+
 class Publisher:
     """The engine plus the outbox and the sender: `cycle()` is `navpub publish`."""
 
@@ -241,8 +255,12 @@ class Publisher:
             r = reports[0]
             call = Call(address, vault.abi, "updateNAV", (r.fund_id, r.nav, r.as_of, r.flags))
         else:
-            entries = [(r.fund_id, r.nav, r.as_of, r.flags) for r in reports]
-            call = Call(address, vault.abi, "updateNAVBatch", (entries,))
+            try:
+                words = [pack_nav_update(r.fund_id, r.nav, r.as_of, r.flags) for r in reports]
+            except ValueError as exc:
+                self._failed(reports, str(exc))
+                return None
+            call = Call(address, vault.abi, "updateNAVBatch", (words,))
         what = f"NAV of fund(s) {', '.join(str(r.fund_id) for r in reports)}"
         try:
             return self.sender.prepare(call, what)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from web3.logs import DISCARD
 
+from publisher.publish import pack_nav_update
 from tests.conftest import Local, reverts
 
 USD = 10**18
@@ -13,7 +14,9 @@ def test_only_the_vault_or_a_nav_engine_may_record(local: Local) -> None:
     with reverts("NotRecorder", local.outsider):
         local.hub.functions.recordNAV(1, USD, local.now()).transact({"from": local.outsider})
     with reverts("NotRecorder", local.admin):
-        local.hub.functions.recordNAVBatch([(1, USD, local.now())]).transact({"from": local.admin})
+        local.hub.functions.recordNAVBatch([pack_nav_update(1, USD, local.now(), 0)]).transact(
+            {"from": local.admin}
+        )
 
 
 def test_direct_records_by_the_engine_are_kept_and_checked(local: Local) -> None:

@@ -6,6 +6,7 @@ from eth_utils import keccak
 from web3.logs import DISCARD
 
 from publisher.deploy import GUARDIAN_ROLE
+from publisher.publish import pack_nav_update
 from tests.conftest import Local, reverts
 from tests.contracts.test_fund_vault import USD, make_fund, nav_state, publish, token
 
@@ -129,7 +130,9 @@ def test_nav_updates_keep_the_pause_and_replace_only_the_estimated_flag(local: L
     assert nav_state(local, fid)[4] is True  # estimated
 
     local.travel(10)
-    local.vault.functions.updateNAVBatch([(fid, 103 * USD, local.now(), 0)]).transact({"from": local.engine})
+    local.vault.functions.updateNAVBatch([pack_nav_update(fid, 103 * USD, local.now(), 0)]).transact(
+        {"from": local.engine}
+    )
     assert flags_everywhere(local, fid) == (FLAG_PAUSED, True, True, FLAG_PAUSED, True)
 
     set_paused(local, fid, False, local.engine)
@@ -146,7 +149,7 @@ def test_the_engine_cannot_set_or_clear_the_pause_through_update_nav(local: Loca
     with reverts("UnknownFlags", fid, FLAG_PAUSED | FLAG_ESTIMATED):
         publish(local, fid, USD, flags=FLAG_PAUSED | FLAG_ESTIMATED)
     with reverts("UnknownFlags", fid, FLAG_PAUSED):
-        local.vault.functions.updateNAVBatch([(fid, USD, local.now(), FLAG_PAUSED)]).transact(
+        local.vault.functions.updateNAVBatch([pack_nav_update(fid, USD, local.now(), FLAG_PAUSED)]).transact(
             {"from": local.engine}
         )
     with reverts("UnknownFlags", fid, 1 << 15):  # nor the internal existence bit

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from eth_utils import keccak
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from web3.logs import DISCARD
 
 from publisher.deploy import NAV_ENGINE_ROLE, create_address
+from publisher.navlog import unpack_nav_update
+from publisher.publish import pack_nav_update
+from publisher.snapshot import FLAG_ESTIMATED
 from tests.conftest import Local, reverts
 
 USD = 10**18
@@ -51,7 +57,9 @@ def test_only_the_nav_engine_can_update_nav(local: Local) -> None:
     with reverts("AccessControlUnauthorizedAccount", local.outsider, NAV_ENGINE_ROLE):
         local.vault.functions.updateNAV(fid, USD, local.now(), 0).transact({"from": local.outsider})
     with reverts("AccessControlUnauthorizedAccount", local.manager, NAV_ENGINE_ROLE):
-        local.vault.functions.updateNAVBatch([(fid, USD, local.now(), 0)]).transact({"from": local.manager})
+        local.vault.functions.updateNAVBatch([pack_nav_update(fid, USD, local.now(), 0)]).transact(
+            {"from": local.manager}
+        )
 
 
 def test_admin_functions_refuse_other_accounts(local: Local) -> None:
@@ -90,12 +98,12 @@ def test_unknown_fund_is_named(local: Local) -> None:
 # -- NAV publication ----------------------------------------------------------------------
 
 
-def test_update_nav_emits_seed_event_and_records_in_hub_in_the_same_transaction(local: Local) -> None:
+def test_update_nav_records_in_hub_in_the_same_transaction(local: Local) -> None:
     fid = make_fund(local)
     t = local.now()
     receipt = publish(local, fid, 690_000 * USD, t)
-    (ev,) = local.vault.events.NAVUpdated().process_receipt(receipt, errors=DISCARD)
-    assert dict(ev["args"]) == {"fundId": fid, "oldNAV": 0, "newNAV": 690_000 * USD, "timestamp": t}
+    # The vault logs only the new peak; the hub's record is the update's log.
+    assert [log["address"] for log in receipt["logs"]] == [local.vault.address, local.hub.address]
     (rec,) = local.hub.events.NAVRecorded().process_receipt(receipt, errors=DISCARD)
     assert dict(rec["args"]) == {"fundId": fid, "nav": 690_000 * USD, "timestamp": t}
     nav, as_of, rnd, flags, estimated, hwm, _shares, _nps, paused = nav_state(local, fid)
@@ -104,9 +112,8 @@ def test_update_nav_emits_seed_event_and_records_in_hub_in_the_same_transaction(
     assert local.hub.functions.latestNAV(fid).call() == [690_000 * USD, t]
 
     local.travel(60)
-    receipt = publish(local, fid, 700_000 * USD)
-    (ev,) = local.vault.events.NAVUpdated().process_receipt(receipt, errors=DISCARD)
-    assert ev["args"]["oldNAV"] == 690_000 * USD
+    receipt = publish(local, fid, 680_000 * USD)
+    assert [log["address"] for log in receipt["logs"]] == [local.hub.address]  # no new peak
     assert nav_state(local, fid)[2] == 2
 
 
@@ -127,6 +134,40 @@ def test_high_water_mark_rises_and_never_falls(local: Local) -> None:
         assert nav_state(local, fid)[5] == hwm * USD
     # Equal to the mark (120 again) is not a new mark: only strict rises emit.
     assert rises == [[100 * USD], [120 * USD], [], [], [], [130 * USD]]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, 6), st.booleans()),  # NAV in units of 100 USD (repeats likely), batch path
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_high_water_mark_is_the_running_maximum_whatever_the_path(
+    local: Local, steps: list[tuple[int, bool]]
+) -> None:
+    """Peaks in a row, falls, equal NAVs and recoveries, through updateNAV and updateNAVBatch:
+    the mark every view answers is the maximum published so far, and the event fires exactly
+    on strict new maxima (the mark is kept in the NAV slot while at the peak)."""
+    fid = make_fund(local)
+    peak = 0
+    for units, batch in steps:
+        nav = units * 100 * USD
+        t = local.travel(10)
+        if batch:
+            tx = local.vault.functions.updateNAVBatch([pack_nav_update(fid, nav, t, 0)]).transact(
+                {"from": local.engine}
+            )
+            receipt = local.w3.eth.wait_for_transaction_receipt(tx)
+        else:
+            receipt = publish(local, fid, nav, t)
+        events = local.vault.events.HighWaterMarkUpdated().process_receipt(receipt, errors=DISCARD)
+        assert [e["args"]["newNAV"] for e in events] == ([nav] if nav > peak else [])
+        peak = max(peak, nav)
+        assert nav_state(local, fid)[5] == peak
+        (snap,) = local.vault.functions.getFundSnapshots([fid]).call()
+        assert snap[-1] == peak and snap[-2] == 0  # no internal bit leaks into the flags
 
 
 def test_as_of_must_increase_and_not_lie_in_the_future(local: Local) -> None:
@@ -163,15 +204,19 @@ def test_flags_and_nav_range_are_checked(local: Local) -> None:
 def test_batch_updates_many_funds_in_one_transaction(local: Local) -> None:
     ids = [make_fund(local) for _ in range(3)]
     t = local.now()
-    tx = local.vault.functions.updateNAVBatch(
-        [(fid, (i + 1) * 1000 * USD, t, 0) for i, fid in enumerate(ids)]
-    ).transact({"from": local.engine})
+    words = [
+        pack_nav_update(fid, (i + 1) * 1000 * USD, t, FLAG_ESTIMATED * (i % 2)) for i, fid in enumerate(ids)
+    ]
+    assert words == [local.vault.functions.packNavUpdate(*unpack_nav_update(w)).call() for w in words]
+    tx = local.vault.functions.updateNAVBatch(words).transact({"from": local.engine})
     receipt = local.w3.eth.wait_for_transaction_receipt(tx)
-    assert [
-        e["args"]["fundId"] for e in local.vault.events.NAVUpdated().process_receipt(receipt, errors=DISCARD)
-    ] == ids
-    recorded = local.hub.events.NAVRecorded().process_receipt(receipt, errors=DISCARD)
-    assert [e["args"]["nav"] for e in recorded] == [1000 * USD, 2000 * USD, 3000 * USD]
+    # One hub event for the whole batch, carrying every word as sent.
+    (batch,) = local.hub.events.NAVBatchRecorded().process_receipt(receipt, errors=DISCARD)
+    assert batch["args"]["records"] == words
+    assert [unpack_nav_update(w) for w in batch["args"]["records"]] == [
+        (fid, (i + 1) * 1000 * USD, t, FLAG_ESTIMATED * (i % 2)) for i, fid in enumerate(ids)
+    ]
+    assert local.hub.events.NAVRecorded().process_receipt(receipt, errors=DISCARD) == ()
     assert [nav_state(local, f)[:3] for f in ids] == [
         (1000 * USD, t, 1),
         (2000 * USD, t, 1),
@@ -182,10 +227,23 @@ def test_batch_updates_many_funds_in_one_transaction(local: Local) -> None:
     local.travel(10)
     t2 = local.now()
     with reverts("StaleAsOf", ids[2], t, t):
-        local.vault.functions.updateNAVBatch([(ids[0], 1, t2, 0), (ids[2], 1, t, 0)]).transact(
-            {"from": local.engine}
-        )
+        local.vault.functions.updateNAVBatch(
+            [pack_nav_update(ids[0], 1, t2, 0), pack_nav_update(ids[2], 1, t, 0)]
+        ).transact({"from": local.engine})
     assert nav_state(local, ids[0])[0] == 1000 * USD
+
+
+def test_a_batch_word_is_packed_the_same_on_both_sides_or_refused(local: Local) -> None:
+    top = (2**64 - 1, 2**128 - 1, 2**48 - 1, 2**16 - 1)
+    assert pack_nav_update(*top) == 2**256 - 1 == local.vault.functions.packNavUpdate(*top).call()
+    assert unpack_nav_update(2**256 - 1) == top
+    with reverts("FundIdOutOfRange", 2**64):
+        local.vault.functions.packNavUpdate(2**64, 1, 1, 0).call()
+    with reverts("NavOutOfRange", 1, 2**128):
+        local.vault.functions.packNavUpdate(1, 2**128, 1, 0).call()
+    for bad in ((2**64, 1, 1, 0), (1, 2**128, 1, 0), (1, 1, 2**48, 0), (1, 1, 1, 2**16), (1, -1, 1, 0)):
+        with pytest.raises(ValueError, match="does not fit"):
+            pack_nav_update(*bad)
 
 
 # -- holdings, liabilities, activity ----------------------------------------------------------

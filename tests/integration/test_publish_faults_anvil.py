@@ -15,6 +15,7 @@ from publisher.chain import contract_at, send
 from publisher.config import Settings, load_settings
 from publisher.keys import dev_account, load_account
 from publisher.localchain import AnvilNode, free_port, start_anvil
+from publisher.navlog import nav_records
 from publisher.publish import Publisher
 from publisher.sender import Hooks
 from publisher.store import Attempt
@@ -77,9 +78,9 @@ def rpc(anvil: AnvilNode) -> Iterator[Web3]:
 
 
 def nav_updates(pub: Publisher, fund_id: int) -> list[int]:
-    """Every NAV the vault ever accepted for the fund (its NAVUpdated events)."""
-    logs = pub.engine.vault.events.NAVUpdated().get_logs(from_block=0, argument_filters={"fundId": fund_id})
-    return [e["args"]["newNAV"] for e in logs]
+    """Every NAV the vault ever accepted for the fund (the hub's records of them)."""
+    hub = contract_at(pub.engine.w3, "AnalyticsHub", pub.engine.deployment.hub)
+    return [r.nav for r in nav_records(hub, fund_id)]
 
 
 def move_eth(pub: Publisher, w3: Web3, usd: int) -> None:
