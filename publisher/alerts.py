@@ -162,12 +162,14 @@ class Alerter:
     def resolve(self, kind: str, message: str, *, fund_id: int | None = None, key: str | None = None) -> bool:
         """The condition cleared. Returns whether a webhook accepted the "resolved" notification."""
         kind = RESOLVES.get(kind, kind)
-        now = int(self.clock())
         ckey = condition_key(fund_id, key)
         message = _one_line(message)
         state, _ = self._state(kind, ckey)
         if state is None or not state.active:
             return False
+        # Read only now: with the chain clock a reading is an RPC round trip, and nearly every
+        # call finds nothing active.
+        now = int(self.clock())
         where = _where(fund_id, key)
         log.info("resolved %s%s: %s", kind, where, message)
         self._write(self.store.add_alert, kind, f"resolved: {message}", now, fund_id)

@@ -54,6 +54,17 @@ def wall_clock() -> int:
     return int(time.time())
 
 
+@dataclass(frozen=True)
+class ChainClock:
+    """The latest block's time (NAVPUB_CLOCK=chain): for local chains whose time is moved by
+    evm_increaseTime (demo, tests). Each reading is an RPC round trip."""
+
+    pool: RpcPool
+
+    def __call__(self) -> int:
+        return int(self.pool.w3.eth.get_block("latest")["timestamp"])
+
+
 def price_rules(s: Settings) -> PriceRules:
     return PriceRules(s.min_confidence, s.max_deviation_bps, s.cache_max_age_s)
 
@@ -92,6 +103,10 @@ class CycleResult:
     fx: Mapping[str, AssetPrice | PriceUnavailable]
     funds: Sequence[FundResult]
     offexchange: Mapping[int, OffExchangeAccount | SourceFailure] = field(default_factory=dict)
+    # Seconds (time.perf_counter) spent in each stage: "snapshot" (the chain read), "price"
+    # (off-exchange statements, on-chain quotes, HTTP, aggregation), "value" (valuation, guard,
+    # the reports stored). Publishing happens after the engine, in publish.py.
+    timings: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -118,9 +133,7 @@ class NavEngine:
             deployment=deployment,
             registry=build_registry(deployment, sources),
             store=Store.open(settings.store_url),
-            clock=(lambda: int(pool.w3.eth.get_block("latest")["timestamp"]))
-            if settings.clock == "chain"
-            else wall_clock,
+            clock=ChainClock(pool) if settings.clock == "chain" else wall_clock,
         )
 
     @property
@@ -135,6 +148,11 @@ class NavEngine:
     @property
     def router(self) -> Contract:
         return contract_at(self.w3, "PriceOracleRouter", self.deployment.router)
+
+    def now_at(self, block_time: int) -> int:
+        """The cycle's time when the latest block read has time `block_time`: the clock's,
+        never before that block. The chain clock would only read that block's time again."""
+        return block_time if isinstance(self.clock, ChainClock) else max(self.clock(), block_time)
 
     def rpc_call(self, fn: Callable[[], T], what: str) -> T:
         """fn() with the settings' retries on transient RPC errors (next URL after each)."""
@@ -212,7 +230,7 @@ class NavEngine:
     def price(self, symbol: str) -> tuple[Aggregate, AssetPrice | PriceUnavailable]:
         """One asset's (or "FX:ZAR"'s) sources, aggregate and usable price, read now."""
         block = self.w3.eth.get_block("latest")
-        now = max(self.clock(), int(block["timestamp"]))
+        now = self.now_at(int(block["timestamp"]))
         currency = symbol.removeprefix("FX:") if symbol.startswith("FX:") else None
         if currency is not None:
             if currency not in self.registry.fx:
@@ -240,9 +258,10 @@ class NavEngine:
         """One cycle for `fund_ids` (default: every fund). With persist=False nothing is
         written (the `navpub nav` preview). `extra_symbols` are priced too (the native coin,
         to put gas in USD)."""
-        block = self.w3.eth.get_block("latest")
-        now = max(self.clock(), int(block["timestamp"]))
-        snap = read_snapshot(self.w3, self.vault, fund_ids, block)
+        t0 = time.perf_counter()
+        snap = read_snapshot(self.w3, self.vault, fund_ids)
+        now = self.now_at(snap.block_timestamp)
+        t1 = time.perf_counter()
         symbols_by_address = self.registry.symbols_by_address()
         accounts = self.offexchange_accounts([f.fund_id for f in snap.funds], now)
         wanted = {symbols_by_address[h.asset.lower()] for f in snap.funds for h in f.holdings
@@ -264,6 +283,7 @@ class NavEngine:
             prices_for_cache = []
         if persist:
             self.store.save_prices([c for p in [*prices.values(), *prices_for_cache] if (c := to_cache(p))])
+        t2 = time.perf_counter()
         funds = [
             self._fund(
                 f,
@@ -278,7 +298,10 @@ class NavEngine:
             )
             for f in snap.funds
         ]
-        return CycleResult(snap.block_number, now, trigger, aggs, prices, unpriced, fx, funds, accounts)
+        timings = {"snapshot": t1 - t0, "price": t2 - t1, "value": time.perf_counter() - t2}
+        return CycleResult(
+            snap.block_number, now, trigger, aggs, prices, unpriced, fx, funds, accounts, timings
+        )
 
     def _fund(
         self,

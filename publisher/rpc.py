@@ -76,6 +76,10 @@ class RpcPool:
                 url, request_kwargs={"timeout": self.timeout_s}, exception_retry_configuration=None
             )
             client = Web3(provider)
+            # web3's validation middleware asks the node for eth_chainId before every call and
+            # transaction: a round trip each, for a check done here once per URL (transactions
+            # are signed locally with the chain id in them).
+            client.middleware_onion.remove("validation")
             try:
                 actual = client.eth.chain_id
             except Exception as exc:

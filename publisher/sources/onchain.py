@@ -13,6 +13,7 @@ judged by the aggregation, which knows the cycle's clock.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,14 +29,33 @@ ROUTER_SOURCE = "router"
 ROUTER_MAX_AGE_S = 3600
 _STATUS = {1: "the router has no sources for this asset", 2: "the router found no fresh source"}
 
+_readers: weakref.WeakKeyDictionary[Web3, Web3] = weakref.WeakKeyDictionary()
 
-def batch_call(w3: Web3, calls: Sequence[tuple[Contract, str, list[Any]]], block: int) -> list[Any]:
+
+def reader(w3: Web3) -> Web3:
+    """A client on `w3`'s provider without web3's default middleware, for reads.
+
+    web3's validation middleware asks the node for eth_chainId before every eth_call (and
+    every batch) — one more round trip each, to check a chainId field calls never carry; the
+    RPC pool checks the chain id when it connects. Results and errors are formatted as usual
+    (a revert raises ContractLogicError); blocks come as plain dicts.
+    """
+    client = _readers.get(w3)
+    if client is None:
+        client = _readers[w3] = Web3(w3.provider, middleware=[])
+    return client
+
+
+def batch_call(w3: Web3, calls: Sequence[tuple[Contract, str, list[Any]]], block: int | str) -> list[Any]:
     """eth_calls of several view functions in one JSON-RPC batch at `block`, decoded."""
     if not calls:
         return []
-    with w3.batch_requests() as batch:
+    client = reader(w3)
+    with client.batch_requests() as batch:
         for contract, name, args in calls:
-            batch.add(w3.eth.call({"to": contract.address, "data": contract.encode_abi(name, args)}, block))
+            batch.add(
+                client.eth.call({"to": contract.address, "data": contract.encode_abi(name, args)}, block)
+            )
         raw = batch.execute()
     out = []
     for (contract, name, args), data in zip(calls, raw, strict=True):
