@@ -7,11 +7,11 @@ $42,000 and $2,200, i.e. $690,000 gross. Fund 2 is gold and stablecoins, fund 3 
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from publisher.localhttp import LocalJsonServer
 
 
 @dataclass(frozen=True)
@@ -144,31 +144,21 @@ class RatesServer:
 
     def __init__(self) -> None:
         self.rates: dict[str, Decimal] | None = dict(DEMO_FX)
-        outer = self
+        self._server = LocalJsonServer(self._answer, "demo-rates")
+        self.url = self._server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if outer.rates is None or self.path.split("?")[0] != "/v1/latest":
-                    self.send_error(503 if outer.rates is None else 404)
-                    return
-                numbers = ", ".join(f'"{k}": {v}' for k, v in sorted(outer.rates.items()))
-                body = f'{{"base": "USD", "rates": {{{numbers}}}}}'.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, name="demo-rates", daemon=True).start()
+    def _answer(self, path: str) -> tuple[int, bytes] | None:
+        if path != "/v1/latest":
+            return None
+        rates = self.rates
+        if rates is None:
+            return 503, b""
+        # Rates as JSON numbers, as real rates APIs send them (the adapter parses them exactly).
+        numbers = ", ".join(f'"{k}": {v}' for k, v in sorted(rates.items()))
+        return 200, f'{{"base": "USD", "rates": {{{numbers}}}}}'.encode()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._server.close()
 
     def sources_file(self, base: Path, target: Path) -> Path:
         """`base` (the demo's haircuts) plus this API as the FX source of every demo currency."""
