@@ -15,9 +15,12 @@ import {IFundNavSource} from "./interfaces/IFundNavSource.sol";
 ///
 ///         Every fund has ERC-20 holdings, a share supply, and three kinds of liabilities in
 ///         18-decimal USD: pending fees, pending (priced, unpaid) withdrawals and borrowed.
-///         Every trade, deposit, withdrawal step, fee and loan bumps the fund's activity
-///         counter and emits its own event: the engine publishes on them and its jump guard
-///         uses the counter to tell a moved market from an unexplained NAV jump.
+///         Every trade, deposit, withdrawal pricing and payment, fee and loan bumps the fund's
+///         activity counter and emits its own event: the engine publishes on them and its jump
+///         guard uses the counter to tell a moved market from an unexplained NAV jump. A
+///         withdrawal request emits its event but does not count: it cannot change the NAV, and
+///         anyone holding a share may make one — counting it would let a 1-wei request
+///         "explain" a pumped NAV.
 ///
 ///         Withdrawals are forward-priced: a request escrows shares and becomes payable
 ///         only at a NAV published at least `withdrawalDelay` after it. A manager who
@@ -248,7 +251,7 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     event Borrowed(uint256 indexed fundId, address indexed asset, uint256 amount, uint256 debtUsd, uint256 activity);
     /// @notice The fund repaid debt with an asset.
     event Repaid(uint256 indexed fundId, address indexed asset, uint256 amount, uint256 debtUsd, uint256 activity);
-    /// @notice An investor queued a withdrawal.
+    /// @notice An investor queued a withdrawal; `activity` is the fund's counter, not bumped.
     event WithdrawalRequested(
         uint256 indexed fundId, uint256 indexed requestId, address indexed owner, uint256 shares, uint256 claimableAt, uint256 activity
     );
@@ -502,7 +505,8 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
                 usd: 0
             })
         );
-        emit WithdrawalRequested(fundId, requestId, msg.sender, shares, claimableAt, _bump(f));
+        // Not activity: escrowed shares change no NAV (see the contract's notice).
+        emit WithdrawalRequested(fundId, requestId, msg.sender, shares, claimableAt, f.activity);
     }
 
     /// @notice Prices a queued withdrawal at the fund's current NAV per share, once the delay

@@ -382,7 +382,9 @@ class NavEngine:
                 flags=FLAG_ESTIMATED if d.estimated else 0,
             )
         )
-        if d.action == "publish":
+        if d.action in ("publish", "skip"):
+            # The NAV is back within the guard (or about to be published): a held jump is moot,
+            # and approving it later would put a gone flash on chain.
             self.store.supersede_held(fund.fund_id, report_id)
         if d.action in ("publish", "skip", "hold"):
             # A fresh decision makes older NAVs still waiting to be sent obsolete.
