@@ -11,12 +11,14 @@ when the chain answers again, the stuck publication's nonce is reused for the ne
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from web3.logs import DISCARD
 
+from publisher import failpoints
 from publisher._exceptions import RpcUnreachable, TransactionFailed
 from publisher.alerts import Alerter
 from publisher.artifacts import load_artifact
@@ -25,6 +27,7 @@ from publisher.engine import CycleResult, FundResult, NavEngine
 from publisher.fees import Fees
 from publisher.guard import Trigger
 from publisher.keys import load_account
+from publisher.rpc import is_transient
 from publisher.sender import Call, Hooks, Prepared, TxSender, fees_of
 from publisher.store import Publication, Report, Store
 
@@ -68,6 +71,28 @@ def pack_nav_update(fund_id: int, nav: int, as_of: int, flags: int) -> int:
     return fund_id << 192 | as_of << 144 | flags << 128 | nav
 
 
+class AlertClock:
+    """The engine's clock for alerts, which must not need the RPC: with the chain clock
+    (NAVPUB_CLOCK=chain) a reading is an RPC call, and an alert that the RPC is unreachable would
+    itself fail. When a reading fails for a transient reason, the last good one stands in (the
+    wall clock if there is none yet)."""
+
+    def __init__(self, clock: Callable[[], int]) -> None:
+        self._clock = clock
+        self.last: int | None = None
+
+    def __call__(self) -> int:
+        try:
+            self.last = int(self._clock())
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.debug("clock unreadable (%s); using the last reading", type(exc).__name__)
+            if self.last is None:
+                self.last = int(time.time())
+        return self.last
+
+
 class Publisher:
     """The engine plus the outbox and the sender: `cycle()` is `navpub publish`."""
 
@@ -78,8 +103,9 @@ class Publisher:
         self.settings: Settings = engine.settings
         self.last_cycle: CycleResult | None = None
         s = self.settings
+        self.alert_clock = AlertClock(engine.clock)
         self.alerter = Alerter(
-            engine.store, s.alert_webhooks, cooldown_s=s.alert_cooldown_s, clock=engine.clock
+            engine.store, s.alert_webhooks, cooldown_s=s.alert_cooldown_s, clock=self.alert_clock
         )
 
     @classmethod
@@ -113,8 +139,12 @@ class Publisher:
     # -- reconcile ----------------------------------------------------------------------------
 
     def settle_outbox(self) -> list[Publication]:
-        """Settles every unfinished publication the chain already has an answer for."""
+        """Settles every unfinished publication the chain already has an answer for, and
+        finishes the accounting of any a crash cut short (outcome recorded, reports still sent)."""
         settled = []
+        for pub in self.store.unaccounted_publications():
+            self._account(pub)
+            settled.append(pub)
         for pub in self.store.unfinished_publications():
             done = self.sender.settle(pub)
             if done is not None:
@@ -135,16 +165,15 @@ class Publisher:
                 prepared = self._prepare(reports)
                 if prepared is not None:
                     # Same nonce, newest payload: whichever of the two is mined, only one can be.
-                    self.store.update_publication(pub.id, status="replaced")
-                    self.store.set_reports_status(
-                        [r.id for r in carried if r.fund_id in fresh_funds], "superseded"
-                    )
+                    # The old one is marked replaced (and its reports not carried over superseded)
+                    # in the store transaction that commits the new one: were it marked before, a
+                    # crash in between would leave its transaction in flight but unwatched.
                     last = pub.attempts[-1] if pub.attempts else None
+                    min_fees = fees_of(last) if last else None
                     fresh = self._publish(
-                        prepared, reports, cycle, nonce=pub.nonce, min_fees=fees_of(last) if last else None
+                        prepared, reports, cycle, nonce=pub.nonce, min_fees=min_fees, replaces=pub.id
                     )
                     if fresh is not None:
-                        self.store.update_publication(pub.id, replaced_by=fresh.id)
                         out.append(fresh)
                     continue
             self.sender.rebroadcast(pub)
@@ -178,6 +207,7 @@ class Publisher:
             "NAV cycle",
         )
         self.last_cycle = cycle
+        self.alert_clock.last = cycle.now  # a reading of this cycle's time for alerts, should the RPC go
         self.alerter.resolve("rpc_unreachable", "the RPC answers again")
         self._decision_alerts(cycle)
         resumed = self.resume_outbox(cycle)
@@ -279,12 +309,13 @@ class Publisher:
         *,
         nonce: int | None = None,
         min_fees: Fees | None = None,
+        replaces: int | None = None,
     ) -> Publication | None:
         reports = sorted(reports, key=lambda r: r.fund_id)
         ids = [r.id for r in reports]
         try:
             pub = self.sender.publish(
-                prepared, ids, [r.fund_id for r in reports], nonce=nonce, min_fees=min_fees
+                prepared, ids, [r.fund_id for r in reports], nonce=nonce, min_fees=min_fees, replaces=replaces
             )
         except RpcUnreachable as exc:
             for r in reports:
@@ -309,7 +340,10 @@ class Publisher:
         ids = [r.id for r in reports]
         now = self.engine.clock()
         if pub.status == "confirmed":
-            self.store.set_reports_status(ids, "confirmed")
+            failpoints.hit(failpoints.AFTER_RECORD)  # crash-test seam (publisher/failpoints.py)
+            # The reports are marked confirmed last: until then they say "sent" under a settled
+            # publication, which settle_outbox finds after a crash and accounts again (every
+            # step before this one is idempotent), so no HWM or report is lost.
             for r in reports:
                 self.alerter.resolve("publish_failed", f"published in {pub.tx_hash}", fund_id=r.fund_id)
             for r in reports:
@@ -329,6 +363,7 @@ class Publisher:
                 self.store.update_publication(
                     pub.id, native_usd=native, cost_usd=pub.cost_wei * native // 10**18
                 )
+            self.store.set_reports_status(ids, "confirmed")
         elif pub.status == "failed":
             self.store.set_reports_status(ids, "failed", pub.error)
             for r in reports:

@@ -29,12 +29,13 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
+from publisher import failpoints
 from publisher._exceptions import NavPubError, TransactionFailed
 from publisher.chain import revert_of
 from publisher.config import Settings
 from publisher.fees import FeeRules, Fees, bumped, initial_fees
 from publisher.rpc import RpcPool
-from publisher.store import Attempt, Publication, Store
+from publisher.store import Attempt, Publication, SignedTx, Store
 
 log = logging.getLogger("navpub.sender")
 
@@ -184,11 +185,13 @@ class TxSender:
         nonce: int | None = None,
         min_fees: Fees | None = None,
         kind: str = "nav",
+        replaces: int | None = None,
     ) -> Publication:
         """Commits and sends a new publication, then waits for it (replacing it when it is not
-        mined in time). `nonce`/`min_fees` reuse a stuck publication's nonce: the new one replaces it.
-        Raises RpcUnreachable when the broadcast fails after the retries (the publication stays
-        in the outbox, signed, for the next cycle's reconciliation)."""
+        mined in time). `nonce`/`min_fees`/`replaces` reuse a stuck publication's nonce: the new one
+        replaces it (marked so in the same store transaction). Raises RpcUnreachable when the
+        broadcast fails after the retries (the publication stays in the outbox, signed, for the
+        next cycle's reconciliation)."""
         sender = self.account.address
         if nonce is None:
             pending = self._rpc(lambda w3: w3.eth.get_transaction_count(sender, "pending"), "nonce")
@@ -199,21 +202,35 @@ class TxSender:
         fees = prepared.fees
         if min_fees is not None:
             fees = bumped(min_fees, fees, self.rules) or fees
-        pid = self.store.create_publication(sender, nonce, report_ids, fund_ids, self.clock(), kind)
-        attempt = self._sign_and_record(pid, prepared, nonce, fees)
+        signed = self._sign(prepared, nonce, fees)
+        failpoints.hit(failpoints.BEFORE_OUTBOX)  # crash-test seams (publisher/failpoints.py)
+        pid = self.store.create_publication(sender, nonce, report_ids, fund_ids, self.clock(), kind,
+                                            signed=signed, replaces=replaces)  # fmt: skip
+        attempt = self._last_attempt(pid)
+        failpoints.hit(failpoints.AFTER_OUTBOX)
         self._broadcast_attempt(pid, attempt, prepared, nonce)
         return self.wait(pid, prepared)
 
-    def _sign_and_record(self, pid: int, prepared: Prepared, nonce: int, fees: Fees) -> Attempt:
+    def _sign(self, prepared: Prepared, nonce: int, fees: Fees) -> SignedTx:
         tx: dict[str, Any] = {
             "to": prepared.to, "data": prepared.data, "gas": prepared.gas, "nonce": nonce,
             "chainId": prepared.chain_id, "value": 0, **fees.tx_fields(),
         }  # fmt: skip
         signed = self.account.sign_transaction(tx)
-        tx_hash = "0x" + bytes(signed.hash).hex()
-        raw = "0x" + bytes(signed.raw_transaction).hex()
-        self.store.add_attempt(pid, tx_hash, raw, prepared.gas, self.clock(), max_fee=fees.max_fee,
-                               priority_fee=fees.priority_fee, gas_price=fees.gas_price)  # fmt: skip
+        return SignedTx(
+            tx_hash="0x" + bytes(signed.hash).hex(), raw_tx="0x" + bytes(signed.raw_transaction).hex(),
+            gas_limit=prepared.gas, max_fee=fees.max_fee, priority_fee=fees.priority_fee,
+            gas_price=fees.gas_price,
+        )  # fmt: skip
+
+    def _sign_and_record(self, pid: int, prepared: Prepared, nonce: int, fees: Fees) -> Attempt:
+        """Signs another attempt of a publication (a fee bump) and records it."""
+        s = self._sign(prepared, nonce, fees)
+        self.store.add_attempt(pid, s.tx_hash, s.raw_tx, s.gas_limit, self.clock(), max_fee=s.max_fee,
+                               priority_fee=s.priority_fee, gas_price=s.gas_price)  # fmt: skip
+        return self._last_attempt(pid)
+
+    def _last_attempt(self, pid: int) -> Attempt:
         pub = self.store.publication(pid)
         assert pub is not None
         return pub.attempts[-1]
@@ -252,6 +269,7 @@ class TxSender:
                         f"publication {pid}: the node refused the transaction: {exc}"
                     ) from None
             self.store.update_publication(pid, status="sent")
+            failpoints.hit(failpoints.AFTER_SEND)
             if self.hooks.after_broadcast:
                 self.hooks.after_broadcast(attempt)
             return attempt
@@ -311,12 +329,14 @@ class TxSender:
             if receipt is not None:
                 if not self._confirmed_enough(receipt):
                     return None
+                failpoints.hit(failpoints.AFTER_RECEIPT)
                 return self._record_receipt(pub, attempt, receipt)
         mined_nonce = self._rpc(lambda w3: w3.eth.get_transaction_count(sender, "latest"), "nonce")
         if mined_nonce > pub.nonce:
             # Our nonce was used and none of our hashes has a receipt: a transaction we did
-            # not sign (or do not know) took it. Re-check once: a receipt may have raced in.
-            if any(self.receipt(a.tx_hash) for a in pub.attempts):
+            # not sign (or do not know) took it — unless the node knows one of ours, mined but
+            # its receipt not indexed yet (anvil under load showed that window): keep waiting.
+            if any(self.receipt(a.tx_hash) or self._known(a.tx_hash) for a in pub.attempts):
                 return None
             reason = f"nonce {pub.nonce} was used by a transaction that is none of this publication's"
             self.store.update_publication(pub.id, status="dropped", error=reason)
@@ -332,6 +352,17 @@ class TxSender:
                 return None
 
         return self._rpc(get, "receipt")
+
+    def _known(self, tx_hash: str) -> bool:
+        """Whether the node has the transaction in a block (receipt or not)."""
+
+        def get(w3: Web3) -> bool:
+            try:
+                return w3.eth.get_transaction(HexBytes(tx_hash)).get("blockNumber") is not None
+            except TransactionNotFound:
+                return False
+
+        return self._rpc(get, "transaction")
 
     def _confirmed_enough(self, receipt: TxReceipt) -> bool:
         need = self.settings.confirmations

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ from publisher.guard import FundGuardState
 from publisher.price import CachedPrice
 
 DB_FILE = "navpub.sqlite3"
+# How long a write waits for another connection's lock before failing with StoreError.
+BUSY_TIMEOUT_MS = 5000
 
 
 class StoreError(NavPubError):
@@ -285,6 +287,18 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class SignedTx:
+    """A signed transaction, to be recorded as an attempt of a publication."""
+
+    tx_hash: str
+    raw_tx: str
+    gas_limit: int
+    max_fee: int | None = None
+    priority_fee: int | None = None
+    gas_price: int | None = None
+
+
+@dataclass(frozen=True)
 class Publication:
     """A nonce of the engine's key and the reports it carries."""
 
@@ -337,7 +351,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets readers (API, dashboard) run while the keeper writes; the busy timeout turns a
     # short lock into a wait instead of an immediate "database is locked".
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
@@ -360,7 +374,7 @@ class Store:
         try:
             store._migrate()
         except OperationalError as exc:
-            raise StoreError(f"cannot open the store at {url}: {exc.orig}") from None
+            raise StoreError(f"cannot open the store at {engine.url!r}: {_reason(exc)}") from None
         return store
 
     def _migrate(self) -> None:
@@ -579,8 +593,13 @@ class Store:
     # -- publications (the outbox's transactions) -------------------------------------------
 
     def create_publication(self, sender: str, nonce: int, report_ids: Sequence[int], fund_ids: Sequence[int],
-                           now: int, kind: str = "nav") -> int:  # fmt: skip
-        """Commits a publication (status signed) and moves its reports to sent, in one transaction."""
+                           now: int, kind: str = "nav", *, signed: SignedTx | None = None,
+                           replaces: int | None = None) -> int:  # fmt: skip
+        """Commits a publication (status signed) and moves its reports to sent, in one transaction,
+        with its first signed transaction (`signed`) and, for a replacement at the same nonce,
+        the publication it `replaces` marked replaced and that one's reports not carried over
+        superseded: a crash leaves either the old publication in flight or the new one, never
+        a replaced publication without its replacement nor a publication without a transaction."""
         with self._write() as conn:
             pid = int(
                 conn.execute(
@@ -594,11 +613,28 @@ class Store:
                     )
                 ).inserted_primary_key[0]
             )
+            if replaces is not None:
+                conn.execute(
+                    update(publications)
+                    .where(publications.c.id == replaces)
+                    .values(status="replaced", replaced_by=pid)
+                )
+                conn.execute(
+                    update(reports)
+                    .where(
+                        reports.c.publication_id == replaces,
+                        reports.c.status == "sent",
+                        reports.c.id.not_in(list(report_ids)),
+                    )
+                    .values(status="superseded")
+                )
             conn.execute(
                 update(reports)
                 .where(reports.c.id.in_(list(report_ids)))
                 .values(status="sent", publication_id=pid)
             )
+            if signed is not None:
+                conn.execute(insert(attempts).values(publication_id=pid, created_at=now, **asdict(signed)))
         return pid
 
     def add_attempt(self, publication_id: int, tx_hash: str, raw_tx: str, gas_limit: int, now: int, *,
@@ -643,6 +679,22 @@ class Store:
     def unfinished_publications(self) -> list[Publication]:
         """Publications whose outcome is not known yet (signed or sent)."""
         return self.publications(("signed", "sent"))
+
+    def unaccounted_publications(self) -> list[Publication]:
+        """Publications whose outcome is recorded (confirmed, failed, dropped) while some of their
+        reports still say sent: a crash came between recording the outcome and accounting for it."""
+        carrying_sent = select(reports.c.publication_id).where(reports.c.status == "sent")
+        q = (
+            select(publications.c.id)
+            .where(
+                publications.c.status.in_(["confirmed", "failed", "dropped"]),
+                publications.c.id.in_(carrying_sent),
+            )
+            .order_by(publications.c.id)
+        )
+        with self._read() as conn:
+            ids = [r.id for r in conn.execute(q)]
+        return [p for i in ids if (p := self.publication(i)) is not None]
 
     def set_high_water_mark(self, fund_id: int, hwm: int, now: int) -> None:
         self._upsert_fund(fund_id, now, high_water_mark=hwm, high_water_mark_at=now)
@@ -803,25 +855,41 @@ class Store:
         return _Tx(self.engine, write=True)
 
 
+def _reason(exc: BaseException) -> str:
+    """The driver's reason, plus what it usually means where SQLite's words are terse."""
+    text = str(getattr(exc, "orig", None) or exc)
+    if "database is locked" in text:
+        text += f" (another connection held its write lock for more than {BUSY_TIMEOUT_MS // 1000} s)"
+    elif "disk I/O error" in text or "disk is full" in text:
+        text += " (is the disk full, or the file not writable?)"
+    return text
+
+
 class _Tx:
-    """A connection (read) or transaction (write) whose database errors become StoreError."""
+    """A connection (read) or transaction (write) whose database errors become StoreError,
+    naming the database (password hidden) and the reason in one line."""
 
     def __init__(self, engine: Engine, *, write: bool) -> None:
+        self._engine = engine
         self._cm = engine.begin() if write else engine.connect()
+
+    @property
+    def _where(self) -> str:
+        return repr(self._engine.url)  # SQLAlchemy's repr masks the password
 
     def __enter__(self) -> Connection:
         try:
             return self._cm.__enter__()
         except SQLAlchemyError as exc:
-            raise StoreError(f"store unavailable: {getattr(exc, 'orig', exc)}") from None
+            raise StoreError(f"store unavailable ({self._where}): {_reason(exc)}") from None
 
     def __exit__(self, *exc: Any) -> None:
         try:
             self._cm.__exit__(*exc)
         except SQLAlchemyError as err:
-            raise StoreError(f"store write failed: {getattr(err, 'orig', err)}") from None
+            raise StoreError(f"store write failed ({self._where}): {_reason(err)}") from None
         if exc[0] is not None and issubclass(exc[0], SQLAlchemyError):
-            raise StoreError(f"store error: {getattr(exc[1], 'orig', exc[1])}") from None
+            raise StoreError(f"store error ({self._where}): {_reason(exc[1])}") from None
 
 
 def _publication(row: Any, tries: Sequence[Any]) -> Publication:

@@ -8,6 +8,10 @@
         ...                                                      # the client times out
         hold.wait_hung()                                         # a request is blocked on it
         hold.release()                                           # it is forwarded now (or on close)
+        hold = proxy.hang_next(1, methods="eth_sendRawTransaction", after_forward=True)
+        hold.wait_hung()                                         # the node has it; its answer is held
+        proxy.down(); hold.release()                             # the answer is lost (connection reset)
+        proxy.delay_next(1, 2.0, methods="eth_call")             # a slow node: forwarded after 2 s
         proxy.down()                                             # port closed: connection refused
         proxy.up()                                               # listening again, same URL
         proxy.drop_method("eth_sendRawTransaction")              # fake hash back, node never sees it
@@ -16,7 +20,7 @@
         proxy.requests                                           # [(method, outcome), ...]
 
 Each POST body is forwarded verbatim (single calls and batches alike) with httpx and the node's
-status and body are returned. Faults armed with fail_next/reset_next/hang_next are consumed in the
+status and body are returned. Faults armed with fail_next/reset_next/hang_next/delay_next are consumed in the
 order they were armed, by the next requests matching their method filter (a batch matches when any
 of its calls does). A request that was held and then released goes on to be dropped or forwarded;
 one released by close() is answered with nothing.
@@ -45,13 +49,16 @@ from typing import Any, Literal, NamedTuple
 import httpx
 from eth_utils import keccak
 
-Outcome = Literal["forwarded", "failed", "reset", "hung", "refused", "dropped", "upstream-error"]
+Outcome = Literal["forwarded", "failed", "reset", "hung", "delayed", "refused", "dropped", "upstream-error"]
 """What the proxy did with a request:
 
 forwarded       sent to the node, the node's answer returned
 failed          answered with an injected HTTP error status (fail_next)
 reset           connection reset without an answer (reset_next)
-hung            held by hang_next; once released it is forwarded or dropped (see count())
+hung            held by hang_next; once released it is forwarded or dropped (see count()); with
+                after_forward=True it was forwarded first and its answer was held
+delayed         held for delay_next's seconds, then forwarded or dropped (reset if the proxy went
+                down or closed meanwhile)
 refused         arrived while down() was taking effect; its connection was reset (connections
                 attempted while the proxy is down are refused by the OS and never logged)
 dropped         swallowed: a fake success was returned and the node never saw the call (or, in a
@@ -66,7 +73,7 @@ SEND_RAW_TRANSACTION = "eth_sendRawTransaction"
 UPSTREAM_TIMEOUT_S = 10.0
 
 _DEFAULT = object()  # drop_method's "no result given"
-_OUTCOMES: dict[str, Outcome] = {"fail": "failed", "reset": "reset", "hang": "hung"}
+_OUTCOMES: dict[str, Outcome] = {"fail": "failed", "reset": "reset", "hang": "hung", "delay": "delayed"}
 
 
 class LoggedRequest(NamedTuple):
@@ -109,12 +116,14 @@ class Hold(threading.Event):
 
 @dataclass
 class _Rule:
-    kind: Literal["fail", "reset", "hang"]
+    kind: Literal["fail", "reset", "hang", "delay"]
     remaining: int
     methods: frozenset[str] | None
     status: int = 503
     body: bytes = b""
     hold: Hold | None = None
+    after_forward: bool = False  # hang: hold the node's answer rather than the request
+    seconds: float = 0.0  # delay
 
     def matches(self, methods: list[str]) -> bool:
         return self.methods is None or any(m in self.methods for m in methods)
@@ -172,6 +181,23 @@ class _Handler(BaseHTTPRequestHandler):
             assert rule is not None
             self._send(rule.status, rule.body, "text/plain")
             return
+        if action == "delay":
+            assert rule is not None
+            # The wait is the fault (a slow node), not a synchronisation; close() cuts it short.
+            if owner.closing.wait(rule.seconds) or owner.is_down:
+                self._reset()
+                return
+        if action == "hang" and rule is not None and rule.after_forward:
+            assert rule.hold is not None
+            # The node executes the call now; only its answer waits (a node dying mid-answer).
+            status, answer, content_type = owner._answer(body, calls, methods, label, logged=True)
+            rule.hold._arrived()
+            rule.hold.wait()
+            if owner.closing.is_set() or owner.is_down:
+                self._reset()  # the node did it, the client never hears
+                return
+            self._send(status, answer, content_type)
+            return
         if action == "hang":
             assert rule is not None and rule.hold is not None
             rule.hold._arrived()
@@ -181,7 +207,8 @@ class _Handler(BaseHTTPRequestHandler):
                 # while this request was in flight: no answer, as from a dead node.
                 self._reset()
                 return
-        status, answer, content_type = owner._answer(body, calls, methods, label, logged=action == "hang")
+        logged = action in ("hang", "delay")
+        status, answer, content_type = owner._answer(body, calls, methods, label, logged=logged)
         self._send(status, answer, content_type)
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -300,20 +327,36 @@ class RpcProxy:
         """Reset the connection (TCP RST, no answer) of the next `n` matching requests, unforwarded."""
         self._arm(_Rule("reset", n, _filter(methods)))
 
-    def hang_next(self, n: int = 1, *, methods: Methods = None) -> Hold:
+    def hang_next(self, n: int = 1, *, methods: Methods = None, after_forward: bool = False) -> Hold:
         """Hold the next `n` matching requests until the returned handle is released or the proxy closes.
 
         A request released by the handle goes on as usual (dropped or forwarded, even if its
         client has timed out meanwhile, as a slow node would still execute it); one released by
         close() or while the proxy is down gets its connection reset.
+
+        after_forward=True holds the node's answer instead: the request is forwarded (or dropped)
+        first, so once wait_hung() returns the node has executed it; released while the proxy is
+        down (or by close()) the answer is lost and the connection reset, as when a node dies
+        between doing something and saying so.
         """
         hold = Hold()
         with self._lock:
             self._holds.append(hold)
         if self.closing.is_set():
             hold.set()
-        self._arm(_Rule("hang", n, _filter(methods), hold=hold))
+        self._arm(_Rule("hang", n, _filter(methods), hold=hold, after_forward=after_forward))
         return hold
+
+    def delay_next(self, n: int = 1, seconds: float = 1.0, *, methods: Methods = None) -> None:
+        """Forward the next `n` matching requests only after `seconds`: a slow node.
+
+        Whether that is a fault depends on the client's timeout: a client that gives up first sees
+        a timeout while the node still executes the request afterwards. A request whose delay
+        ends while the proxy is down (or closing) is reset unforwarded.
+        """
+        if seconds < 0:
+            raise ValueError(f"seconds must not be negative, got {seconds}")
+        self._arm(_Rule("delay", n, _filter(methods), seconds=seconds))
 
     def drop_method(self, method: str, *, result: Any = _DEFAULT) -> None:
         """Swallow calls to `method` until undrop(): answer success without forwarding.
@@ -330,7 +373,7 @@ class RpcProxy:
             self._drops.pop(method, None)
 
     def clear_faults(self) -> None:
-        """Disarm every pending fail/reset/hang and every drop (held requests stay held)."""
+        """Disarm every pending fail/reset/hang/delay and every drop (held requests stay held)."""
         with self._lock:
             self._rules.clear()
             self._drops.clear()
@@ -420,7 +463,7 @@ class RpcProxy:
             self._idle.notify_all()
 
     def _decide(self, methods: list[str], label: str | list[str] | None) -> tuple[str, _Rule | None]:
-        """("refused" | "fail" | "reset" | "hang" | "pass", the fault rule): consumed and logged,
+        """("refused" | "fail" | "reset" | "hang" | "delay" | "pass", the fault rule): consumed and logged,
         except "pass" (to be dropped or forwarded), which is logged once that is done."""
         with self._lock:
             if self._down:

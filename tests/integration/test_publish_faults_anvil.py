@@ -271,3 +271,22 @@ def test_a_receipt_counts_only_after_the_configured_confirmations(
     rpc.provider.make_request("evm_mine", [])  # the second confirmation
     (settled,) = pub.settle_outbox()
     assert settled.status == "confirmed" and len(nav_updates(pub, 2)) == 1
+
+
+def test_a_mined_transaction_whose_receipt_is_not_answered_yet_is_not_dropped(
+    settings: Settings, proxy: RpcProxy
+) -> None:
+    """Under load anvil had mined a publication (its nonce used) before it answered the receipt,
+    and the sender called it dropped and published the NAV again. A transaction the node has in
+    a block is waited for, however long its receipt takes."""
+    proxy.drop_method("eth_getTransactionReceipt")  # null receipts, as while the index lags
+    clock = FakeTime()
+    pub = Publisher.from_settings(settings, sleep=clock.sleep, monotonic=clock.monotonic)
+    (o,) = pub.cycle([1])
+    (p,) = pub.store.publications()
+    assert p.status == "sent" and o.decision != "published"  # waited, gave up for now: not dropped
+    assert clock.now >= settings.receipt_timeout_s
+    proxy.undrop("eth_getTransactionReceipt")
+    settled = Publisher.from_settings(settings).settle_outbox()
+    assert [s.status for s in settled] == ["confirmed"] and settled[0].id == p.id
+    assert len(nav_updates(pub, 1)) == 1
