@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from publisher._exceptions import ConfigError
 from publisher.localchain import AnvilConfig, find_anvil_env, load_anvil_config
@@ -59,12 +61,15 @@ class Settings(BaseSettings):
     rpc_fallback_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="More RPC URLs, comma-separated, tried in turn when one fails"
     )
+    # Every duration is finite and bounded: an infinite or astronomic one cannot be slept or
+    # waited for (time.sleep raises OverflowError) and would only hang the keeper.
     # 10 s: long enough for a loaded public RPC, short enough that a dead one is noticed
     # well inside a 15-minute high-volatility cadence.
-    rpc_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    rpc_timeout_s: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 10.0
     # First backoff of the retries (then doubling, with as much jitter): 1 s rides out a node
-    # restart without stretching a failed cycle past a few seconds.
-    retry_backoff_s: Annotated[float, Field(ge=0)] = 1.0
+    # restart without stretching a failed cycle past a few seconds. At most a minute: the
+    # waits grow to 30 times this, half an hour.
+    retry_backoff_s: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)] = 1.0
 
     # -- sending ---------------------------------------------------------------------------
     # max fee = base fee × 2 + tip: covers six consecutive full blocks (+12.5 % each) before
@@ -81,8 +86,8 @@ class Settings(BaseSettings):
     gas_margin_pct: Annotated[int, Field(ge=100)] = 125
     # Two minutes is ten mainnet blocks: long enough not to replace a transaction that is
     # merely queued, short enough that a stuck one is bumped within a high-volatility cycle.
-    receipt_timeout_s: Annotated[float, Field(gt=0)] = 120.0
-    receipt_poll_s: Annotated[float, Field(gt=0)] = 1.0
+    receipt_timeout_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 120.0
+    receipt_poll_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 1.0
     # Fee bumps (each ≥ 12.5 %, the minimum nodes accept for a replacement) before giving up
     # for this cycle; the publication stays in the outbox and is reconciled next cycle.
     max_replacements: Annotated[int, Field(ge=0)] = 3
@@ -118,8 +123,9 @@ class Settings(BaseSettings):
     jump_threshold_bps: Annotated[int, Field(gt=0)] = 3000
     # Seed: "May skip update (non-critical if < 1% change)".
     skip_change_bps: Annotated[int, Field(ge=0)] = 100
-    # Seed: "Retry 3 times with exponential backoff".
-    publish_attempts: Annotated[int, Field(ge=1)] = 3
+    # Seed: "Retry 3 times with exponential backoff". At most 20: every RPC call of a cycle
+    # retries this often, so a huge count would hold a dead RPC's cycle for hours.
+    publish_attempts: Annotated[int, Field(ge=1, le=20)] = 3
     # Seed "Frequency": standard hourly, every 15 minutes in high volatility.
     cadence_s: Annotated[int, Field(gt=0)] = 3600
     high_volatility_cadence_s: Annotated[int, Field(gt=0)] = 900
@@ -132,6 +138,10 @@ class Settings(BaseSettings):
     # forever by a move that accumulated while nothing could be published.
     jump_baseline_max_age_s: Annotated[int, Field(gt=0)] = 6 * 3600
     jump_hourly_bps: Annotated[int, Field(ge=0)] = 500
+    # ... but never beyond 100 % (a doubling, or a halving: falls count as the rise back). Without
+    # a cap a three-day-old baseline let through +360 % or any fall at all, so a pump timed
+    # after an outage would publish unheld (found by tests/reliability/test_adversarial_anvil.py).
+    jump_max_bps: Annotated[int, Field(gt=0)] = 10_000
 
     @field_validator("rpc_fallback_urls", "alert_webhooks", mode="before")
     @classmethod
@@ -154,6 +164,26 @@ class Settings(BaseSettings):
             _URL.validate_python(v)
         return v
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, v: str | None) -> str | None:
+        """A URL SQLAlchemy can open: checked here so a typo is named by its variable rather than
+        surfacing as a driver traceback when the store is first opened. Messages never repeat the
+        URL (it may hold the database password)."""
+        if v is None:
+            return v
+        try:
+            dialect = make_url(v).get_dialect()
+        except ArgumentError as exc:  # unparsable, or an unknown dialect/driver
+            raise ValueError(f"not a database URL SQLAlchemy knows: {exc}") from None
+        except ValueError:  # e.g. a port that is not a number
+            raise ValueError("not a database URL (dialect://user:password@host:port/database)") from None
+        try:
+            dialect.import_dbapi()
+        except ImportError as exc:
+            raise ValueError(f"its driver is not installed ({exc.name or exc})") from None
+        return v
+
     # -- derived -----------------------------------------------------------------------
 
     @property
@@ -169,7 +199,16 @@ class Settings(BaseSettings):
     def anvil(self) -> AnvilConfig | None:
         """The local chain's settings, or None when no anvil.env is found."""
         path = self.anvil_env or find_anvil_env()
-        return load_anvil_config(path) if path is not None else None
+        if path is None:
+            return None
+        try:
+            return load_anvil_config(path)
+        except OSError as exc:  # a path the OS refuses to look at (too long, no permission, ...)
+            raise ConfigError(
+                f"{ENV_PREFIX}ANVIL_ENV", f"cannot read {path}: {exc.strerror or exc}"
+            ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{ENV_PREFIX}ANVIL_ENV", f"{path} is not UTF-8 text") from None
 
     def resolved_rpc_url(self) -> str:
         """The RPC URL, defaulting to the local anvil chain."""
@@ -208,4 +247,5 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def _is_secret(field: str) -> bool:
-    return field in {"private_key", "keystore_password"}
+    # A database URL may carry its password (postgresql://user:password@host/db).
+    return field in {"private_key", "keystore_password", "database_url"}

@@ -76,6 +76,7 @@ def guard_rules(s: Settings) -> GuardRules:
         heartbeat_s=s.cadence_s,
         jump_baseline_max_age_s=s.jump_baseline_max_age_s,
         jump_hourly_bps=s.jump_hourly_bps,
+        jump_max_bps=s.jump_max_bps,
         breaker_after=s.breaker_after,
     )
 

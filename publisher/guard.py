@@ -13,9 +13,12 @@ Rules, in order:
    The same jump seen again (same activity, same last round) is not alerted again.
    After an outage the baseline is old: when the last NAV is older than
    `jump_baseline_max_age_s` (default 6 h), the allowed move grows with the time elapsed,
-   at `jump_hourly_bps` (default 5 %) per hour since the baseline, never below 30 %. So a
-   fund is never locked forever, while a move far beyond any plausible hourly rate is
-   still held. An emergency trigger never bypasses this guard.
+   at `jump_hourly_bps` (default 5 %) per hour since the baseline, never below 30 %, up to
+   `jump_max_bps` (default 100 %), measured both ways alike (a fall is measured as the rise
+   back: −50 % counts as 100 %). So a fund is not locked by a move that accumulated while
+   nothing could be published, while a move beyond the cap — a tenfold pump after a three-day
+   outage, or a fall to a tenth — is still held for a person. An emergency trigger never
+   bypasses this guard.
 4. Skip: the change is below `skip_change_bps` (1 %, strictly less), the heartbeat (the
    fund's cadence) has not elapsed since the last NAV, the estimated flag is unchanged,
    and the trigger is neither an emergency nor forced (`publish --force`) → skip.
@@ -44,6 +47,7 @@ class GuardRules:
     heartbeat_s: int = 3600
     jump_baseline_max_age_s: int = 6 * 3600
     jump_hourly_bps: int = 500
+    jump_max_bps: int = 10_000
     breaker_after: int = 3
 
 
@@ -91,7 +95,17 @@ def allowed_jump_bps(rules: GuardRules, baseline_age_s: int) -> int:
     """The move the jump guard lets through for a baseline this old."""
     if baseline_age_s <= rules.jump_baseline_max_age_s:
         return rules.jump_threshold_bps
-    return max(rules.jump_threshold_bps, rules.jump_hourly_bps * baseline_age_s // 3600)
+    grown = rules.jump_hourly_bps * baseline_age_s // 3600
+    return max(rules.jump_threshold_bps, min(grown, rules.jump_max_bps))
+
+
+def beyond(nav: int, last: int, allowed_bps: int, *, symmetric: bool) -> bool:
+    """Whether nav moved strictly more than `allowed_bps` from last, compared exactly. With
+    `symmetric` a fall is measured as the rise back to last (−50 % is 100 %): the stale-baseline
+    allowance grows large, and a fall measured the plain way could never exceed 100 %."""
+    if symmetric and nav < last:
+        return (last - nav) * BPS > allowed_bps * nav
+    return abs(nav - last) * BPS > allowed_bps * last
 
 
 def decide(
@@ -143,8 +157,9 @@ def decide(
         age = max(0, now - last.as_of)
         allowed = allowed_jump_bps(rules, age)
         unexplained = last_activity is None or last_activity == valuation.activity
+        stale = age > rules.jump_baseline_max_age_s
         # Strictly more than the threshold, compared exactly (moved is rounded down).
-        if unexplained and abs(valuation.nav - last.nav) * BPS > allowed * last.nav:
+        if unexplained and beyond(valuation.nav, last.nav, allowed, symmetric=stale):
             reason = (
                 f"NAV moved {pct(moved)} ({fmt_usd(last.nav)} → {fmt_usd(valuation.nav)}) "
                 f"with no fund activity since the last NAV; limit {pct(allowed)}"

@@ -516,15 +516,16 @@ def test_after_a_three_day_outage_a_plausible_move_is_published_not_locked(env: 
 def test_after_a_three_day_outage_a_move_beyond_the_allowance_is_held_then_approved(
     env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """BTC comes back ×10 (fund 1 +549 %): beyond even three days at 5 % an hour (+360 %), so held
-    — the unexplained jump is not waved through — and `navpub approve` then `navpub publish`
-    put it on chain: the documented way out for a move no rule can vouch for."""
+    """BTC comes back ×10 (fund 1 +549 %): beyond the stale-baseline cap (three days at 5 % an
+    hour would be +360 %; the cap is 100 %), so held — the unexplained jump is not waved
+    through — and `navpub approve` then `navpub publish` put it on chain: the documented way
+    out for a move no rule can vouch for."""
     first_nav(env)
     t0 = three_day_btc_outage(env)
     market(env, {"BTC": Decimal(10)}, assets=FUND1_ASSETS)
     held = cycle(env)
     allowed = allowed_jump_bps(guard_rules(env.settings), env.now() - t0)
-    assert allowed >= 36_000  # three days at 5 % an hour: any move up to +360 % would pass
+    assert allowed == 10_000  # three days at 5 % an hour is 360 %, capped at 100 %
     assert held.decision == "held" and f"limit {pct(allowed)}" in held.reason, held.reason
     assert held.nav == FUND1_NAV + 10 * 378_000 * E18
     assert chain_nav(env)[1] == t0 and len(posted(env, "held")) == 1

@@ -79,9 +79,26 @@ def test_the_same_jump_is_alerted_once() -> None:
 def test_stale_baseline_allows_an_hourly_rate_so_a_fund_is_not_locked_forever() -> None:
     day_old = replace(LAST, as_of=NOW - 24 * 3600)
     assert allowed_jump_bps(RULES, 6 * 3600) == 3000
-    assert allowed_jump_bps(RULES, 24 * 3600) == 12_000  # 5 %/h × 24 h
+    assert allowed_jump_bps(RULES, 24 * 3600) == 10_000  # 5 %/h × 24 h = 120 %, capped at 100 %
     assert run(val(1_900_000 * E18), last=day_old).action == "publish"  # +90 % after a day
     assert run(val(2_300_000 * E18), last=day_old).action == "hold"  # +130 % is still held
+
+
+def test_a_stale_baseline_allowance_is_capped_both_ways() -> None:
+    """After three days 5 %/h would allow +360 % and, measured plainly, any fall at all; the cap
+    (100 %, falls measured as the rise back) holds a pump or a crash for a person."""
+    three_days = replace(LAST, as_of=NOW - 72 * 3600)
+    assert allowed_jump_bps(RULES, 72 * 3600) == 10_000
+    assert run(val(1_400_000 * E18), last=three_days).action == "publish"  # +40 %
+    assert run(val(2_000_000 * E18), last=three_days).action == "publish"  # exactly +100 %: not more
+    assert run(val(2_000_001 * E18), last=three_days).action == "hold"
+    assert run(val(4_600_000 * E18), last=three_days).action == "hold"  # +360 %
+    assert run(val(600_000 * E18), last=three_days).action == "publish"  # −40 % is +66.7 % back
+    assert run(val(500_000 * E18), last=three_days).action == "publish"  # −50 % is exactly +100 % back
+    assert run(val(499_999 * E18), last=three_days).action == "hold"
+    assert run(val(100_000 * E18), last=three_days).action == "hold"  # a fall to a tenth
+    # Within the normal window a fall is measured plainly, as the seed's 30 % rule says.
+    assert run(val(700_000 * E18)).action == "publish" and run(val(699_999 * E18)).action == "hold"
 
 
 @pytest.mark.parametrize(("nav", "since", "action"), [
