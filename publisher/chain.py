@@ -122,7 +122,10 @@ def decode_revert(data: str | bytes | None) -> DecodedRevert | None:
     """Decodes revert data into a named error; None when empty or unknown."""
     if data is None:
         return None
-    raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data
+    try:
+        raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data
+    except ValueError:
+        return None  # not hex: some nodes put text there (Nethermind: "Reverted 0x…")
     if len(raw) < 4:
         return None
     known = _error_table().get(raw[:4])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from json import dumps
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from web3 import Web3
@@ -43,6 +45,13 @@ from publisher.snapshot import read_snapshot
 from publisher.status import keeper_status, render_keeper, render_status, status_model
 from publisher.store import Store
 from publisher.story import Story
+
+try:
+    # typer >= 0.2x vendors its own copy of click: its usage errors are not click's classes.
+    from typer._click.exceptions import ClickException as _TyperClickException
+except ImportError:  # an older typer raises click's own
+    _TyperClickException = click.ClickException
+USAGE_ERRORS: tuple[type[Exception], ...] = (click.ClickException, _TyperClickException)
 
 app = typer.Typer(
     help="NAV oracle publisher: compute, guard and publish fund NAVs on-chain.", no_args_is_help=True
@@ -114,7 +123,7 @@ def demo(
         bool,
         typer.Option("--serve/--no-serve", help="Serve the dashboard until Ctrl-C at the end"),
     ] = True,
-    port: Annotated[int, typer.Option(help="Dashboard port (127.0.0.1)")] = 8000,
+    port: Annotated[int, typer.Option(help="Dashboard port (127.0.0.1)", min=1, max=65535)] = 8000,
 ) -> None:
     """Start anvil, deploy the demo funds, run the keeper through simulated hours, serve the dashboard."""
     settings = load_settings()
@@ -161,7 +170,7 @@ def _announce(url: str) -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on", min=1, max=65535)] = 8000,
 ) -> None:
     """Serve the JSON API (/api, /docs), /metrics and the dashboard page until Ctrl-C."""
     settings = load_settings()
@@ -253,11 +262,19 @@ def gas(json: Annotated[bool, typer.Option("--json", help="Machine-readable outp
         render_gas(out, report, projection, settings.cadence_s)
 
 
+def _positive_seconds(value: float) -> float:
+    # A zero, negative or NaN tick would spin the loop without pause (or not wait at all).
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"{value} is not a positive number of seconds")
+    return value
+
+
 @app.command()
 def keeper(
-    tick: Annotated[float, typer.Option(help="Seconds between ticks")] = TICK_S,
+    tick: Annotated[float, typer.Option(help="Seconds between ticks", callback=_positive_seconds)] = TICK_S,
     http_port: Annotated[
-        int | None, typer.Option(help="Serve /health and /metrics on this port (127.0.0.1)")
+        int | None,
+        typer.Option(help="Serve /health and /metrics on this port (127.0.0.1)", min=1, max=65535),
     ] = None,
     json_logs: Annotated[bool, typer.Option("--json-logs", help="One JSON object per log line")] = False,
 ) -> None:
@@ -375,13 +392,15 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err.print("aborted")
         return 130
-    except Exception as exc:  # click usage errors carry their own exit code and message
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except USAGE_ERRORS as exc:  # usage errors carry their own exit code (2) and message
+        exc.show()  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    except OSError as exc:
+        # The environment refused a file the settings name (a state directory that is a file,
+        # a path too long, no permission, a full disk): one line naming the file, not a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(f"[red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True)
+        return 2
     return rc if isinstance(rc, int) else 0
 
 

@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi.exceptions import DecodingError
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 from web3.types import BlockData
 
+from publisher._exceptions import ChainError
 from publisher.sources.onchain import batch_call, reader
 
 FLAG_ESTIMATED = 1
@@ -91,9 +93,21 @@ class ChainSnapshot:
     funds: tuple[FundSnapshot, ...]
 
 
-def _fund(raw: Any) -> FundSnapshot:
+def _fund(raw: Any, asked: int, vault: str) -> FundSnapshot:
+    """One decoded getFundSnapshots row. A row that contradicts itself or the request (arrays of
+    different lengths, another fund than asked) is a vault this engine must not value: a
+    ChainError saying so, never a half-read fund."""
     (fund_id, manager, assets, decimals, amounts, fees, withdrawals, borrowed, shares, queued, activity,
      nav, as_of, rnd, flags, hwm) = raw  # fmt: skip
+    if fund_id != asked:
+        raise ChainError(
+            f"getFundSnapshots of the vault at {vault} answered fund {fund_id} where {asked} was asked"
+        )
+    if not len(assets) == len(decimals) == len(amounts):
+        raise ChainError(
+            f"getFundSnapshots of the vault at {vault}: fund {fund_id} has {len(assets)} assets but "
+            f"{len(decimals)} decimals and {len(amounts)} amounts"
+        )
     return FundSnapshot(
         fund_id=fund_id,
         manager=manager,
@@ -121,20 +135,43 @@ def _latest(w3: Web3, vault: Contract, with_count: bool) -> tuple[BlockData, int
         batch.add(client.eth.call({"to": vault.address, "data": vault.encode_abi("fundCount", [])}, "latest"))
         batch.add(client.eth.get_block("latest"))
         raw_count, latest = batch.execute()
-    (count,) = w3.codec.decode(["uint256"], bytes(raw_count))  # type: ignore[arg-type]
+    try:
+        (count,) = w3.codec.decode(["uint256"], bytes(raw_count))  # type: ignore[arg-type]
+    except DecodingError as exc:
+        raise _undecodable(vault, "fundCount", exc) from None
     return latest, int(count)  # type: ignore[return-value]
+
+
+def _undecodable(vault: Contract, what: str, exc: Exception) -> ChainError:
+    # An address with code that is not a FundVault (a wrong deployment.json, a proxy pointing
+    # elsewhere) answers with empty or foreign data.
+    return ChainError(
+        f"{what} of the vault at {vault.address} returned data that does not decode ({exc}); "
+        "is that address a FundVault of this version?"
+    )
 
 
 def _snapshots(
     w3: Web3, vault: Contract, ids: Sequence[int], number: int, *, with_count: bool
-) -> tuple[int | None, list[Any]]:
-    """(fund count at `number` if asked, raw snapshots of `ids`), in one JSON-RPC batch."""
+) -> tuple[int | None, list[FundSnapshot]]:
+    """(fund count at `number` if asked, the snapshots of `ids`), in one JSON-RPC batch."""
     chunks = [list(ids[i : i + SNAPSHOT_CHUNK]) for i in range(0, len(ids), SNAPSHOT_CHUNK)]
     calls: list[tuple[Contract, str, list[Any]]] = [(vault, "fundCount", [])] if with_count else []
     calls += [(vault, "getFundSnapshots", [chunk]) for chunk in chunks]
-    answers = batch_call(w3, calls, number)
+    try:
+        answers = batch_call(w3, calls, number)
+    except DecodingError as exc:
+        raise _undecodable(
+            vault, "fundCount / getFundSnapshots" if with_count else "getFundSnapshots", exc
+        ) from None
     count = int(answers.pop(0)) if with_count else None
-    return count, [raw for chunk in answers for raw in chunk]
+    rows = [raw for chunk in answers for raw in chunk]
+    if len(rows) != len(ids):
+        raise ChainError(
+            f"getFundSnapshots of the vault at {vault.address} answered {len(rows)} funds "
+            f"for {len(ids)} asked"
+        )
+    return count, [_fund(raw, fid, vault.address) for raw, fid in zip(rows, ids, strict=True)]
 
 
 def read_snapshot(
@@ -159,16 +196,16 @@ def read_snapshot(
         count_hint = count_hint if hint is None else hint
     number = int(block["number"])
     if fund_ids is not None:
-        raw = _snapshots(w3, vault, list(fund_ids), number, with_count=False)[1]
+        funds = _snapshots(w3, vault, list(fund_ids), number, with_count=False)[1]
     else:
         guess = count_hint or 0
         try:
-            count, raw = _snapshots(w3, vault, range(1, guess + 1), number, with_count=True)
+            count, funds = _snapshots(w3, vault, range(1, guess + 1), number, with_count=True)
         except ContractLogicError:
             # Funds 1..hint do not all exist at this block: read from the count itself.
-            count, raw = _snapshots(w3, vault, [], number, with_count=True)
+            count, funds = _snapshots(w3, vault, [], number, with_count=True)
             guess = 0
         assert count is not None
         if count > guess:
-            raw += _snapshots(w3, vault, range(guess + 1, count + 1), number, with_count=False)[1]
-    return ChainSnapshot(number, int(block["timestamp"]), tuple(_fund(r) for r in raw))
+            funds += _snapshots(w3, vault, range(guess + 1, count + 1), number, with_count=False)[1]
+    return ChainSnapshot(number, int(block["timestamp"]), tuple(funds))
