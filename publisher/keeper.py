@@ -81,7 +81,10 @@ class Keeper:
         self.store.set_state(HEARTBEAT, json.dumps({"pid": os.getpid(), "at": now}))
         engine = self.publisher.engine
         try:
-            result.emergency = self.follower.poll() | self.store.take_triggers(now)
+            # Through the retrying wrapper like every other read: a transient RPC error is a
+            # failed tick (RpcUnreachable, loud) rather than an exception out of the keeper.
+            polled = engine.rpc_call(self.follower.poll, "vault events")
+            result.emergency = polled | self.store.take_triggers(now)
             count = engine.rpc_call(lambda: engine.vault.functions.fundCount().call(), "fund count")
             for fid in range(1, count + 1):
                 self.schedules.setdefault(fid, FundSchedule(fid))
@@ -149,7 +152,8 @@ class Keeper:
         self.metrics.record_cycle(cycle, outcomes, breakers)
         self.metrics.record_publications(self.store.publications())
         engine = self.publisher.engine
-        balance = engine.w3.eth.get_balance(self.publisher.sender.account.address)
+        address = self.publisher.sender.account.address
+        balance = engine.rpc_call(lambda: engine.w3.eth.get_balance(address), "engine balance")
         self.metrics.balance.set(Decimal(balance).scaleb(-18))
         alerter = self.publisher.alerter
         floor = self.publisher.settings.low_balance_wei
