@@ -75,6 +75,7 @@ from publisher.navlog import nav_records
 from publisher.publish import Publisher
 from publisher.sender import Hooks
 from publisher.store import Attempt, Report, Store
+from tests.faultkit import FakeTime, SimulatedCrash
 from tests.rpcproxy import RpcProxy
 
 HOUR = 3600
@@ -100,22 +101,6 @@ CHECK_LOST = "no lost report (all final)"
 CHECK_HWM = "HWM == max published NAV (chain and store)"
 CHECK_GAS = "gas ledger == sum of receipts"
 CHECK_ESCAPES = "no error escaped a tick"
-
-# Product bugs this soak found in files outside its remit, by the signature that identifies
-# them; a failed check that is wholly explained by one is reported with it (still a FAIL).
-KNOWN_SETTLE_RACE = (
-    "publisher/sender.py settle(): a publication whose own transaction was just mined is marked "
-    "dropped when the node reports the account's nonce before the receipt (anvil does; so does a "
-    "load-balanced RPC): its NAV is on chain but not confirmed in the store, its gas not in the ledger"
-)
-KNOWN_LEDGER_LIMIT = (
-    "publisher/store.py publications(): the default limit=1000 returns the OLDEST 1,000, so the "
-    "ledger `navpub gas`, /api/gas and the keeper's gas metric read stops growing at the 1,001st"
-)
-KNOWN_TICK_ESCAPE = (
-    "publisher/keeper.py tick(): follower.poll() (and the balance read) call the RPC outside "
-    "engine.rpc_call, so a transient error escapes as a requests exception instead of failing the tick"
-)
 
 
 @dataclass(frozen=True)
@@ -408,23 +393,6 @@ class World:
 # -- the engine's process ----------------------------------------------------------------------
 
 
-class SimulatedCrash(BaseException):
-    """The keeper's process dies: a BaseException, so no handler of the product catches it."""
-
-
-@dataclass
-class FakeTime:
-    """The sender's monotonic clock and sleep: a receipt wait expires without real waiting."""
-
-    now: float = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @dataclass
 class CrashSwitch:
     """Armed, the next broadcast is the process's last act (between send and receipt)."""
@@ -462,7 +430,6 @@ class Figures:
     gas_used: int = 0
     invariant_checks_passed: int = 0
     invariant_checks: dict[str, str] = field(default_factory=dict)  # name -> "ok" or what failed
-    known_issues: dict[str, str] = field(default_factory=dict)  # failed check -> the known bug behind it
     dropped_but_mined: int = 0  # publications marked dropped whose own transaction is on chain
     wall_s: float = 0.0
     sim_wall_s: float = 0.0  # the simulated hours alone (no anvil start, deploy or checks)
@@ -530,11 +497,10 @@ class Soak:
         self.keeper: Keeper | None = self.start_keeper()
         assert self.keeper is not None  # no fault is armed yet
         self.keeper.follower.poll()  # the demo's deposits are history, not news
-        self.store = Store.open(self.settings.store_url)
+        self.store = Store.for_settings(self.settings)
         self.down_until: int | None = None  # tick index at which the RPC comes back
         self.hour_starts: list[int] = []
         self.unstarted: list[int] = []  # ticks at which no keeper process could start (RPC down)
-        self.escaped_at: list[int] = []  # ticks that died of an error the product does not handle
         self._seen_cycle: int | None = None
 
     # -- the keeper's process ----------------------------------------------------------------
@@ -574,7 +540,6 @@ class Soak:
             # those, and goes on); anything else would end the keeper's process.
             name = f"{type(exc).__name__} from {_origin(exc)}"
             self.figures.escaped_errors[name] = self.figures.escaped_errors.get(name, 0) + 1
-            self.escaped_at.append(self.now)  # the product recorded nothing of this tick
             self.keeper = None
             self.figures.failed_ticks += 1
             self.figures.restarts += 1
@@ -703,9 +668,8 @@ class Soak:
         hub = contract_at(w3, "AnalyticsHub", self.deployment.hub)
         records = nav_records(hub, None, self.start_block)
         reports = self.store.reports(limit=10**9)
-        pubs = self.store.publications(limit=10**9)
+        pubs = self.store.publications()
         checks: dict[str, str] = {}
-        known: dict[str, str] = {}  # failed check -> the known product bug that explains it
 
         # 1. Every due NAV published or explained, per fund and simulated hour.
         alerts = [a for a in self.store.alerts(limit=10**9) if a["kind"] == "keeper_tick_failed"]
@@ -721,7 +685,6 @@ class Soak:
                 by_hour.setdefault((h, r.fund_id), []).append(r)
         failed_hours = {h for a in alerts if (h := hour_of(a["created_at"])) is not None}
         unstarted_hours = {h for t in self.unstarted if (h := hour_of(t)) is not None}
-        escaped_hours = {h for t in self.escaped_at if (h := hour_of(t)) is not None}
         names = {"skip": "skipped", "hold": "held", "fail": "failed"}
         how: Counter[str] = Counter()
         unexplained = []
@@ -745,9 +708,6 @@ class Soak:
         checks[CHECK_EXPLAINED] = (
             "ok" if not unexplained else f"{len(unexplained)} fund-hours unexplained, e.g. {unexplained[:5]}"
         )
-        if unexplained and all(h in escaped_hours for h, _ in unexplained):
-            # Every tick of those hours died of an escaped error, which the product never records.
-            known[CHECK_EXPLAINED] = KNOWN_TICK_ESCAPE
 
         # 2. No duplicate round: strictly increasing asOf per fund, as many records as rounds.
         problems = []
@@ -766,7 +726,6 @@ class Soak:
         # Publications the store calls dropped although one of their own transactions was mined.
         dropped = [(p, a.tx_hash) for p in pubs if p.status == "dropped" for a in p.attempts]
         answers = self.anvil.batch([("eth_getTransactionReceipt", [h]) for _, h in dropped])
-        race_blocks = {int(rc["blockNumber"], 16) for rc in answers if rc is not None}
         fig.dropped_but_mined = len({p.id for (p, _), rc in zip(dropped, answers, strict=True) if rc})
 
         # 3. The chain's records are the store's confirmed reports, one for one.
@@ -779,9 +738,6 @@ class Soak:
             else f"on chain, not confirmed in the store: {list(missing)[:3]}; "
             f"confirmed, not on chain: {list(extra)[:3]}"
         )
-        race_records = {(r.fund_id, r.timestamp, r.nav) for r in records if r.block_number in race_blocks}
-        if (missing or extra) and not extra and set(missing) <= race_records:
-            known[CHECK_MATCH] = KNOWN_SETTLE_RACE
 
         # 4. No lost report after the final settle.
         stuck = [(r.id, r.status) for r in reports if r.status not in FINAL_REPORTS]
@@ -793,19 +749,13 @@ class Soak:
 
         # 5. The high-water mark is the highest NAV published, on chain and in the store.
         problems = []
-        race_hwm: set[int] = set()
         stored = self.store.high_water_marks()
         for fund_id in FUNDS:
             navs = [r.nav for r in records if r.fund_id == fund_id]
             hwm = vault.functions.navState(fund_id).call()[5]
             if navs and not hwm == stored.get(fund_id) == max(navs):
                 problems.append(f"fund {fund_id}: chain {hwm}, store {stored.get(fund_id)}, max {max(navs)}")
-                # The mark rose in a transaction the store believes dropped: its event was never read.
-                if hwm == max(navs) and any(r[0] == fund_id and r[2] == hwm for r in race_records):
-                    race_hwm.add(fund_id)
         checks[CHECK_HWM] = "ok" if not problems else "; ".join(problems)
-        if problems and len(race_hwm) == len(problems):
-            known[CHECK_HWM] = KNOWN_SETTLE_RACE
 
         # 6. The gas ledger is the receipts' gas, and holds every transaction the engine mined.
         mined = [p for p in pubs if p.tx_hash is not None and p.status in ("confirmed", "failed")]
@@ -834,23 +784,12 @@ class Soak:
         if shown != report.gas:
             problems.append(f"`navpub gas` reads {shown:,} gas of the store's {report.gas:,}")
         checks[CHECK_GAS] = "ok" if not problems else "; ".join(problems[:5])
-        causes = set()
-        if unknown and unknown == fig.dropped_but_mined:
-            causes.add(KNOWN_SETTLE_RACE)
-        if shown != report.gas and len(pubs) > 1000:
-            causes.add(KNOWN_LEDGER_LIMIT)
-        if problems and len(problems) == len(causes):
-            known[CHECK_GAS] = " AND ".join(sorted(causes))
 
         # 7. Nothing but the product's own errors (and the injected crashes) left a tick.
         checks[CHECK_ESCAPES] = (
             "ok" if not fig.escaped_errors else f"{sum(fig.escaped_errors.values())} escaped"
         )
-        origins = ("publisher/events.py", "publisher/keeper.py")
-        if fig.escaped_errors and all(any(o in k for o in origins) for k in fig.escaped_errors):
-            known[CHECK_ESCAPES] = KNOWN_TICK_ESCAPE
         fig.invariant_checks = checks
-        fig.known_issues = known
         fig.invariant_checks_passed = sum(v == "ok" for v in checks.values())
 
 
@@ -929,11 +868,6 @@ def render(f: Figures) -> str:
             for k, v in f.invariant_checks.items()
         ),
     ]
-    if f.known_issues:
-        lines.append("  failed checks explained by known bugs (outside this soak's files):")
-        for bug in sorted(set(f.known_issues.values())):
-            names = ", ".join(k for k, v in f.known_issues.items() if v == bug)
-            lines.append(f"    [{names}] {bug}")
     if f.escaped_errors:
         lines += ["  escaped errors:", *(f"    {v:>4} x {k}" for k, v in f.escaped_errors.items())]
     return "\n".join(lines)

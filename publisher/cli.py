@@ -105,7 +105,7 @@ def _status(settings: Settings, *, as_json: bool, fund_ids: list[int] | None = N
     vault = contract_at(w3, "FundVault", deployment.vault)
     _check_funds(vault, fund_ids or [])
     snap = read_snapshot(w3, vault, fund_ids)
-    keeper_state = keeper_status(settings, Store.open(settings.store_url), snap)
+    keeper_state = keeper_status(settings, Store.for_settings(settings), snap)
     if as_json:
         model = status_model(deployment, snap).model_copy(update={"keeper": keeper_state})
         sys.stdout.write(model.model_dump_json(indent=2) + "\n")
@@ -338,7 +338,7 @@ def approve(
 ) -> None:
     """Approve a fund's held NAV (a jump with no activity): it becomes pending, to be published."""
     settings = load_settings()
-    store = Store.open(settings.store_url)
+    store = Store.for_settings(settings)
     report = store.approve(fund, by, int(time.time()))
     out.print(
         f"approved report {report.id} of fund {fund}: NAV {fmt_usd(report.nav or 0)} ({report.reason}); "

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the store; default: SQLite in state_dir"
     )
+    # How long a store write waits for another connection's lock (see store.BUSY_TIMEOUT_MS).
+    store_busy_timeout_ms: Annotated[int, Field(ge=0, le=600_000)] = 5000
     # "wall": the machine's clock (production). "chain": the latest block's time, for local
     # chains whose time is moved by evm_increaseTime (demo, tests).
     clock: Literal["wall", "chain"] = "wall"

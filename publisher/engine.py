@@ -133,7 +133,7 @@ class NavEngine:
             pool=pool,
             deployment=deployment,
             registry=build_registry(deployment, sources),
-            store=Store.open(settings.store_url),
+            store=Store.for_settings(settings),
             clock=ChainClock(pool) if settings.clock == "chain" else wall_clock,
         )
 

@@ -16,10 +16,11 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from web3.exceptions import Web3RPCError
 from web3.logs import DISCARD
 
 from publisher import failpoints
-from publisher._exceptions import RpcUnreachable, TransactionFailed
+from publisher._exceptions import NavPubError, RpcUnreachable, TransactionFailed
 from publisher.alerts import Alerter
 from publisher.artifacts import load_artifact
 from publisher.config import Settings
@@ -28,7 +29,7 @@ from publisher.fees import Fees
 from publisher.guard import Trigger
 from publisher.keys import load_account
 from publisher.rpc import is_transient
-from publisher.sender import Call, Hooks, Prepared, TxSender, fees_of
+from publisher.sender import Call, Hooks, Prepared, TxSender, calldata_of, fees_of
 from publisher.store import Publication, Report, Store
 
 log = logging.getLogger("navpub.publish")
@@ -49,6 +50,11 @@ class FundOutcome:
     tx_hash: str | None = None
     gas_used: int | None = None  # this fund's share of the transaction's gas
     cost_usd: int | None = None  # this fund's share, 18 decimals
+
+
+def _last_fees(pub: Publication) -> Fees | None:
+    """The fees of a publication's last attempt: what a replacement at its nonce must beat."""
+    return fees_of(pub.attempts[-1]) if pub.attempts else None
 
 
 def fund_shares(total: int, n: int) -> list[int]:
@@ -154,12 +160,16 @@ class Publisher:
 
     def resume_outbox(self, cycle: CycleResult | None) -> list[Publication]:
         """Unfinished publications whose nonce is still free: replaced by the newest NAVs of
-        their funds when newer ones wait, sent again otherwise, then awaited."""
+        their funds when newer ones wait, sent again otherwise, then awaited. A ripcord the
+        breaker still wants is always sent again, never traded for a NAV; one it no longer wants
+        gives its nonce to the fund's newest NAV, or is cancelled."""
         out = []
         for pub in self.store.unfinished_publications():
-            carried = self.store.reports_of(pub.id)
-            newer = self.store.pending_reports(pub.fund_ids)
+            wanted = pub.kind != "ripcord" or self._ripcord_wanted(pub)
+            replaceable = pub.kind != "ripcord" or not wanted
+            newer = self.store.pending_reports(pub.fund_ids) if replaceable else []
             if newer:
+                carried = self.store.reports_of(pub.id)
                 fresh_funds = {n.fund_id for n in newer}
                 reports = [*newer, *(r for r in carried if r.fund_id not in fresh_funds)]
                 prepared = self._prepare(reports)
@@ -168,19 +178,45 @@ class Publisher:
                     # The old one is marked replaced (and its reports not carried over superseded)
                     # in the store transaction that commits the new one: were it marked before, a
                     # crash in between would leave its transaction in flight but unwatched.
-                    last = pub.attempts[-1] if pub.attempts else None
-                    min_fees = fees_of(last) if last else None
                     fresh = self._publish(
-                        prepared, reports, cycle, nonce=pub.nonce, min_fees=min_fees, replaces=pub.id
+                        prepared, reports, cycle, nonce=pub.nonce, min_fees=_last_fees(pub), replaces=pub.id
                     )
                     if fresh is not None:
                         out.append(fresh)
                     continue
+            if not wanted:
+                cancelled = self._cancel(pub, cycle)
+                if cancelled is not None:
+                    out.append(cancelled)
+                continue
             self.sender.rebroadcast(pub)
             done = self.sender.wait(pub.id, None)
             self._account(done, cycle)
             out.append(done)
         return out
+
+    def _ripcord_wanted(self, pub: Publication) -> bool:
+        """Whether a ripcord publication still does what the fund's breaker asks: a pause while
+        it is open, a release while it is closed."""
+        vault = load_artifact("FundVault")
+        contract = self.engine.w3.eth.contract(abi=vault.abi)
+        _, args = contract.decode_function_input(calldata_of(pub.attempts[-1].raw_tx))
+        fund_id = int(args["fundId"])
+        return bool(args["paused"]) == self.store.fund_record(fund_id).guard.breaker_open
+
+    def _cancel(self, pub: Publication, cycle: CycleResult | None) -> Publication | None:
+        """Takes a stuck publication's nonce with a zero-value transfer to the engine itself."""
+        try:
+            prepared = self.sender.cancellation()
+            done = self.sender.publish(
+                prepared, [], pub.fund_ids, nonce=pub.nonce, min_fees=_last_fees(pub), kind="cancel",
+                replaces=pub.id,
+            )  # fmt: skip
+        except (TransactionFailed, RpcUnreachable) as exc:
+            self.alert("ripcord_failed", f"cancelling publication {pub.id} (nonce {pub.nonce}): {exc}")
+            return None
+        self._account(done, cycle)
+        return self.store.publication(done.id)
 
     # -- the cycle -----------------------------------------------------------------------------
 
@@ -211,7 +247,7 @@ class Publisher:
         self.alerter.resolve("rpc_unreachable", "the RPC answers again")
         self._decision_alerts(cycle)
         resumed = self.resume_outbox(cycle)
-        self.sync_ripcord(cycle)
+        self.sync_ripcord(cycle, resumed)
         wanted = [f.fund_id for f in cycle.funds]
         due = [r for r in self.store.pending_reports(wanted) if self._still_newer(r, cycle)]
         if due:
@@ -241,31 +277,58 @@ class Publisher:
         except OSError as exc:
             self.alert("state_files", f"could not write the state files in {self.settings.state_dir}: {exc}")
 
-    def sync_ripcord(self, cycle: CycleResult) -> None:
+    def sync_ripcord(self, cycle: CycleResult, resumed: Sequence[Publication] = ()) -> None:
         """Mirrors each fund's circuit breaker on chain: paused while it is open (readable by
         every consumer, like Chainlink's ripcord), unpaused when it closes — but only a pause
         the engine set itself; a guardian's pause is the guardian's to lift."""
         vault = load_artifact("FundVault")
+        # A ripcord still in flight answers for its fund until it settles, and one resumed this
+        # cycle acted after the cycle's snapshot was read: no second one beside either.
+        in_flight = {
+            fid
+            for p in [*self.store.unfinished_publications(), *resumed]
+            if p.kind != "nav"
+            for fid in p.fund_ids
+        }
         for f in cycle.funds:
+            if f.fund_id in in_flight:
+                continue
             breaker_open = self.store.fund_record(f.fund_id).guard.breaker_open
             on_chain = f.snapshot.nav.paused
-            if breaker_open and not on_chain:
-                pause, reason = True, f"circuit breaker open: {f.decision.reason}"[:200]
-            elif not breaker_open and on_chain and self.store.paused_by_engine(f.fund_id):
-                pause, reason = False, "circuit breaker closed: prices healthy again"
-            else:
-                continue
-            call = Call(self.engine.deployment.vault, vault.abi, "setFundPaused", (f.fund_id, pause, reason))
             try:
+                if breaker_open and not on_chain:
+                    pause, reason = True, f"circuit breaker open: {f.decision.reason}"[:200]
+                elif not breaker_open and on_chain and self._engine_pause_in_force(f.fund_id):
+                    pause, reason = False, "circuit breaker closed: prices healthy again"
+                else:
+                    continue
+                args = (f.fund_id, pause, reason)
+                call = Call(self.engine.deployment.vault, vault.abi, "setFundPaused", args)
                 prepared = self.sender.prepare(call, f"setFundPaused({f.fund_id}, {pause})")
                 pub = self.sender.publish(prepared, [], [f.fund_id], kind="ripcord")
-            except (TransactionFailed, RpcUnreachable) as exc:
+            except (TransactionFailed, NavPubError, Web3RPCError) as exc:
                 self.alert("ripcord_failed", f"fund {f.fund_id}: {exc}", f.fund_id)
                 continue
-            if pub.status == "confirmed":
-                self.store.set_paused_by_engine(f.fund_id, pause, self.engine.clock())
-                state = "paused" if pause else "unpaused"
-                self.alert("ripcord", f"fund {f.fund_id} {state} on chain: {reason}", f.fund_id)
+            self._account(pub, cycle)
+
+    def _engine_pause_in_force(self, fund_id: int) -> bool:
+        """Whether the fund's pause on chain is the engine's own: the fund's last FundPaused event
+        is the one of the engine's last confirmed ripcord, and it paused. Read from the chain and
+        the settled outbox — never from a flag written after the receipt, which a crash in
+        between would leave unset (the pause never lifted); and a guardian's pause or release
+        after the engine's makes the fund's state the guardian's."""
+        ours = self.store.last_publication("ripcord", fund_id)
+        if ours is None or ours.block_number is None or ours.tx_hash is None:
+            return False
+        paused_events, block = self.engine.vault.events.FundPaused(), ours.block_number
+        events = self.engine.rpc_call(
+            lambda: paused_events.get_logs(from_block=block, argument_filters={"fundId": fund_id}),
+            "FundPaused events",
+        )
+        if not events:
+            return False  # our event is gone: the block was reorganised away
+        last = max(events, key=lambda e: (e["blockNumber"], e["logIndex"]))
+        return bool(last["args"]["paused"]) and last["transactionHash"].to_0x_hex() == ours.tx_hash
 
     def _still_newer(self, report: Report, cycle: CycleResult) -> bool:
         """A report whose asOf the chain already has (or passed) is obsolete: superseded."""
@@ -358,6 +421,10 @@ class Publisher:
                 vault = self.engine.vault
                 for ev in vault.events.HighWaterMarkUpdated().process_receipt(receipt, errors=DISCARD):
                     self.store.set_high_water_mark(ev["args"]["fundId"], ev["args"]["newNAV"], now)
+                for ev in vault.events.FundPaused().process_receipt(receipt, errors=DISCARD):
+                    state = "paused" if ev["args"]["paused"] else "unpaused"
+                    fund_id = ev["args"]["fundId"]
+                    self.alert("ripcord", f"fund {fund_id} {state} on chain: {ev['args']['reason']}", fund_id)
             native = self._native_usd(cycle)
             if native is not None and pub.cost_wei is not None:
                 self.store.update_publication(
@@ -368,6 +435,9 @@ class Publisher:
             self.store.set_reports_status(ids, "failed", pub.error)
             for r in reports:
                 self.alert("publish_failed", f"fund {r.fund_id}: {pub.error}", r.fund_id, r.id)
+            if pub.kind != "nav":
+                funds = ", ".join(map(str, pub.fund_ids))
+                self.alert("ripcord_failed", f"{pub.kind} publication {pub.id} (fund {funds}): {pub.error}")
         elif pub.status == "dropped":
             sibling = self._mined_sibling(pub)
             if sibling is not None:

@@ -22,7 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import rlp
 from eth_account.signers.local import LocalAccount
+from eth_account.typed_transactions import TypedTransaction
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
@@ -38,6 +40,10 @@ from publisher.rpc import RpcPool
 from publisher.store import Attempt, Publication, SignedTx, Store
 
 log = logging.getLogger("navpub.sender")
+
+# How many looks, receipt_poll_s apart, must find none of a publication's transactions once
+# its nonce is used, before it is called dropped (see TxSender.settle).
+NONCE_TAKEN_CHECKS = 2
 
 
 class NonceManager:
@@ -55,6 +61,14 @@ class NonceManager:
             nonce = max(self._next.get(address, 0), chain_pending, held)
             self._next[address] = nonce + 1
             return nonce
+
+    def release(self, address: str, nonce: int) -> None:
+        """Gives `nonce` back when nothing was sent with it (the outbox write failed, or the node
+        refused the transaction): a counter left past it would queue every later transaction of
+        this process behind a gap, never mined."""
+        with self._lock:
+            if self._next.get(address) == nonce + 1:
+                self._next[address] = nonce
 
     def peek(self, address: str) -> int:
         with self._lock:
@@ -156,6 +170,14 @@ class TxSender:
 
         return self._rpc(simulate, f"prepare {what}")
 
+    def cancellation(self) -> Prepared:
+        """A zero-value transfer to the engine's own address: signed at a stuck transaction's nonce
+        with higher fees, it takes the nonce and the stuck transaction can never be mined."""
+        fees = self._rpc(self._fresh_fees, "fees")
+        # 21,000: the intrinsic gas of a plain transfer (yellow paper G_transaction), all it uses.
+        chain_id = self.pool.chain_id
+        return Prepared(to=self.account.address, data="0x", gas=21_000, fees=fees, chain_id=chain_id)
+
     def _fresh_fees(self, w3: Web3) -> Fees:
         block = w3.eth.get_block("latest")
         base_fee = block.get("baseFeePerGas")
@@ -193,6 +215,7 @@ class TxSender:
         broadcast fails after the retries (the publication stays in the outbox, signed, for the
         next cycle's reconciliation)."""
         sender = self.account.address
+        fresh_nonce = nonce is None
         if nonce is None:
             pending = self._rpc(lambda w3: w3.eth.get_transaction_count(sender, "pending"), "nonce")
             held = max(
@@ -202,13 +225,23 @@ class TxSender:
         fees = prepared.fees
         if min_fees is not None:
             fees = bumped(min_fees, fees, self.rules) or fees
-        signed = self._sign(prepared, nonce, fees)
-        failpoints.hit(failpoints.BEFORE_OUTBOX)  # crash-test seams (publisher/failpoints.py)
-        pid = self.store.create_publication(sender, nonce, report_ids, fund_ids, self.clock(), kind,
-                                            signed=signed, replaces=replaces)  # fmt: skip
+        try:
+            signed = self._sign(prepared, nonce, fees)
+            failpoints.hit(failpoints.BEFORE_OUTBOX)  # crash-test seams (publisher/failpoints.py)
+            pid = self.store.create_publication(sender, nonce, report_ids, fund_ids, self.clock(), kind,
+                                                signed=signed, replaces=replaces)  # fmt: skip
+        except BaseException:
+            if fresh_nonce:
+                self.nonces.release(sender, nonce)
+            raise
         attempt = self._last_attempt(pid)
         failpoints.hit(failpoints.AFTER_OUTBOX)
-        self._broadcast_attempt(pid, attempt, prepared, nonce)
+        try:
+            self._broadcast_attempt(pid, attempt, prepared, nonce)
+        except TransactionFailed:
+            if fresh_nonce and self.store.publication(pid).status == "failed":  # type: ignore[union-attr]
+                self.nonces.release(sender, nonce)  # refused by the node: the nonce never left
+            raise
         return self.wait(pid, prepared)
 
     def _sign(self, prepared: Prepared, nonce: int, fees: Fees) -> SignedTx:
@@ -336,8 +369,14 @@ class TxSender:
             # Our nonce was used and none of our hashes has a receipt: a transaction we did
             # not sign (or do not know) took it — unless the node knows one of ours, mined but
             # its receipt not indexed yet (anvil under load showed that window): keep waiting.
-            if any(self.receipt(a.tx_hash) or self._known(a.tx_hash) for a in pub.attempts):
-                return None
+            # Anvil under load has shown the account's nonce move a moment before the block's
+            # transactions were findable: the checks are repeated, one poll apart, before a
+            # publication is called dropped (and its NAVs sent again).
+            for check in range(NONCE_TAKEN_CHECKS):
+                if check:
+                    self.sleep(self.settings.receipt_poll_s)
+                if any(self.receipt(a.tx_hash) or self._known(a.tx_hash) for a in pub.attempts):
+                    return None
             reason = f"nonce {pub.nonce} was used by a transaction that is none of this publication's"
             self.store.update_publication(pub.id, status="dropped", error=reason)
             log.warning("publication %s dropped: %s", pub.id, reason)
@@ -424,6 +463,14 @@ class TxSender:
             if not any(k in message for k in ("already known", "already imported", "nonce too low")):
                 raise
         self.store.update_publication(pub.id, status="sent")
+
+
+def calldata_of(raw_tx: str) -> bytes:
+    """The input data of a signed transaction (typed, EIP-2718, or legacy)."""
+    raw = HexBytes(raw_tx)
+    if raw and raw[0] <= 0x7F:  # a typed transaction starts with its type byte
+        return bytes(TypedTransaction.from_bytes(raw).as_dict()["data"])
+    return bytes(rlp.decode(bytes(raw))[5])  # legacy: nonce, gasPrice, gas, to, value, data, v, r, s
 
 
 def fees_of(attempt: Attempt) -> Fees:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -46,8 +46,15 @@ from publisher._exceptions import NavPubError
 from publisher.guard import FundGuardState
 from publisher.price import CachedPrice
 
+if TYPE_CHECKING:
+    from publisher.config import Settings
+
 DB_FILE = "navpub.sqlite3"
-# How long a write waits for another connection's lock before failing with StoreError.
+# How long a write waits for another connection's lock before failing with StoreError
+# (NAVPUB_STORE_BUSY_TIMEOUT_MS). Readers (API, dashboard, status) hold it for milliseconds;
+# 5 s rides out a WAL checkpoint or a backup's copy, and is short enough that a lock held
+# for good (a stuck process, a forgotten sqlite3 shell) fails the cycle loudly within its
+# slot instead of hanging the keeper.
 BUSY_TIMEOUT_MS = 5000
 
 
@@ -134,7 +141,8 @@ publications = Table(
     # signed (committed, not yet acknowledged by a node) → sent → confirmed | failed |
     # dropped (nonce used by something else) | replaced (by a newer publication, same nonce)
     Column("status", String(16), nullable=False, index=True),
-    # nav: NAV updates (the gas ledger's updates); ripcord: setFundPaused by the engine
+    # nav: NAV updates (the gas ledger's updates); ripcord: setFundPaused by the engine;
+    # cancel: a zero-value self-transfer taking the nonce of a ripcord no longer wanted
     Column("kind", String(16), nullable=False, default="nav"),
     Column("fund_ids", Text, nullable=False),  # JSON list
     Column("tx_hash", String(66)),  # the mined attempt
@@ -174,7 +182,8 @@ fund_state = Table(
     Column("published_activity", Integer),  # activity counter when the last NAV was published
     Column("high_water_mark", BigInt),  # from HighWaterMarkUpdated events of confirmed receipts
     Column("high_water_mark_at", Integer),
-    # The engine paused the fund on chain (breaker open): only then does it unpause it.
+    # No longer read (kept so existing stores need no migration): whether a pause is the
+    # engine's own is now read from the chain and the settled outbox (Publisher.sync_ripcord).
     Column("paused_by_engine", Boolean, nullable=False, default=False),
     Column("updated_at", Integer, nullable=False),
 )
@@ -346,36 +355,46 @@ def database_url(state_dir: Path) -> str:
     return f"sqlite:///{state_dir / DB_FILE}"
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL lets readers (API, dashboard) run while the keeper writes; the busy timeout turns a
-    # short lock into a wait instead of an immediate "database is locked".
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
+def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        # WAL lets readers (API, dashboard) run while the keeper writes; the busy timeout turns
+        # a short lock into a wait instead of an immediate "database is locked".
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return on_connect
 
 
 class Store:
     """Typed access to the store; every method is one short transaction."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.engine = engine
+        self.busy_timeout_ms = busy_timeout_ms
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Store:
         """Opens (creating or migrating) the database at `url`."""
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)
         if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
-        store = cls(engine)
+            event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
+        store = cls(engine, busy_timeout_ms)
         try:
             store._migrate()
         except OperationalError as exc:
-            raise StoreError(f"cannot open the store at {engine.url!r}: {_reason(exc)}") from None
+            reason = _reason(exc, busy_timeout_ms)
+            raise StoreError(f"cannot open the store at {engine.url!r}: {reason}") from None
         return store
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Store:
+        """The store the settings name (NAVPUB_DATABASE_URL, NAVPUB_STORE_BUSY_TIMEOUT_MS)."""
+        return cls.open(settings.store_url, busy_timeout_ms=settings.store_busy_timeout_ms)
 
     def _migrate(self) -> None:
         with self.engine.begin() as conn:
@@ -668,13 +687,22 @@ class Store:
             ).all()
         return _publication(row, tries)
 
-    def publications(self, statuses: Sequence[str] | None = None, limit: int = 1000) -> list[Publication]:
-        q = select(publications.c.id).order_by(publications.c.id).limit(limit)
+    def publications(self, statuses: Sequence[str] | None = None) -> list[Publication]:
+        """Every publication (in `statuses`, if given), oldest first, with its attempts: two
+        queries whatever the count. All of them: the gas ledger and the metrics sum over them."""
+        q = select(publications).order_by(publications.c.id)
         if statuses is not None:
             q = q.where(publications.c.status.in_(list(statuses)))
         with self._read() as conn:
-            ids = [r.id for r in conn.execute(q)]
-        return [p for i in ids if (p := self.publication(i)) is not None]
+            rows = conn.execute(q).all()
+            tries: dict[int, list[Any]] = {r.id: [] for r in rows}
+            if tries:
+                a = select(attempts).order_by(attempts.c.id)
+                if statuses is not None:
+                    a = a.where(attempts.c.publication_id.in_(select(q.subquery().c.id)))
+                for t in conn.execute(a):
+                    tries.get(t.publication_id, []).append(t)
+        return [_publication(r, tries[r.id]) for r in rows]
 
     def unfinished_publications(self) -> list[Publication]:
         """Publications whose outcome is not known yet (signed or sent)."""
@@ -699,15 +727,18 @@ class Store:
     def set_high_water_mark(self, fund_id: int, hwm: int, now: int) -> None:
         self._upsert_fund(fund_id, now, high_water_mark=hwm, high_water_mark_at=now)
 
-    def set_paused_by_engine(self, fund_id: int, paused: bool, now: int) -> None:
-        self._upsert_fund(fund_id, now, paused_by_engine=paused)
-
-    def paused_by_engine(self, fund_id: int) -> bool:
+    def last_publication(
+        self, kind: str, fund_id: int, statuses: Sequence[str] = ("confirmed",)
+    ) -> Publication | None:
+        """The newest publication of `kind` carrying `fund_id`, among those in `statuses`."""
+        q = (
+            select(publications.c.id, publications.c.fund_ids)
+            .where(publications.c.kind == kind, publications.c.status.in_(list(statuses)))
+            .order_by(publications.c.id.desc())
+        )
         with self._read() as conn:
-            row = conn.execute(
-                select(fund_state.c.paused_by_engine).where(fund_state.c.fund_id == fund_id)
-            ).first()
-        return bool(row and row.paused_by_engine)
+            found = next((r.id for r in conn.execute(q) if fund_id in json.loads(r.fund_ids)), None)
+        return None if found is None else self.publication(found)
 
     def high_water_marks(self) -> dict[int, int]:
         with self._read() as conn:
@@ -849,17 +880,20 @@ class Store:
     # -- plumbing -------------------------------------------------------------------------
 
     def _read(self) -> _Tx:
-        return _Tx(self.engine, write=False)
+        return _Tx(self.engine, self.busy_timeout_ms, write=False)
 
     def _write(self) -> _Tx:
-        return _Tx(self.engine, write=True)
+        return _Tx(self.engine, self.busy_timeout_ms, write=True)
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, busy_timeout_ms: int) -> str:
     """The driver's reason, plus what it usually means where SQLite's words are terse."""
     text = str(getattr(exc, "orig", None) or exc)
     if "database is locked" in text:
-        text += f" (another connection held its write lock for more than {BUSY_TIMEOUT_MS // 1000} s)"
+        text += (
+            f" (another connection held its write lock for more than {Decimal(busy_timeout_ms) / 1000} s,"
+            " NAVPUB_STORE_BUSY_TIMEOUT_MS)"
+        )
     elif "disk I/O error" in text or "disk is full" in text:
         text += " (is the disk full, or the file not writable?)"
     return text
@@ -869,27 +903,31 @@ class _Tx:
     """A connection (read) or transaction (write) whose database errors become StoreError,
     naming the database (password hidden) and the reason in one line."""
 
-    def __init__(self, engine: Engine, *, write: bool) -> None:
+    def __init__(self, engine: Engine, busy_timeout_ms: int, *, write: bool) -> None:
         self._engine = engine
+        self._busy_timeout_ms = busy_timeout_ms
         self._cm = engine.begin() if write else engine.connect()
 
     @property
     def _where(self) -> str:
         return repr(self._engine.url)  # SQLAlchemy's repr masks the password
 
+    def _why(self, exc: BaseException) -> str:
+        return _reason(exc, self._busy_timeout_ms)
+
     def __enter__(self) -> Connection:
         try:
             return self._cm.__enter__()
         except SQLAlchemyError as exc:
-            raise StoreError(f"store unavailable ({self._where}): {_reason(exc)}") from None
+            raise StoreError(f"store unavailable ({self._where}): {self._why(exc)}") from None
 
     def __exit__(self, *exc: Any) -> None:
         try:
             self._cm.__exit__(*exc)
         except SQLAlchemyError as err:
-            raise StoreError(f"store write failed ({self._where}): {_reason(err)}") from None
+            raise StoreError(f"store write failed ({self._where}): {self._why(err)}") from None
         if exc[0] is not None and issubclass(exc[0], SQLAlchemyError):
-            raise StoreError(f"store error ({self._where}): {_reason(exc[1])}") from None
+            raise StoreError(f"store error ({self._where}): {self._why(exc[1])}") from None
 
 
 def _publication(row: Any, tries: Sequence[Any]) -> Publication:

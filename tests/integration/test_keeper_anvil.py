@@ -25,6 +25,7 @@ from publisher.schedule import FundSchedule
 from publisher.sender import Hooks
 from publisher.store import Attempt
 from tests.chainops import advance
+from tests.faultkit import chain_settings
 
 pytestmark = pytest.mark.anvil
 E18 = 10**18
@@ -40,16 +41,7 @@ class FakeClock:
 
 @pytest.fixture
 def settings(anvil: AnvilNode, demo_chain: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    env = {
-        "NAVPUB_RPC_URL": anvil.rpc_url,
-        "NAVPUB_STATE_DIR": str(demo_chain),
-        "NAVPUB_CLOCK": "chain",
-        "NAVPUB_RETRY_BACKOFF_S": "0",
-        "NAVPUB_RECEIPT_TIMEOUT_S": "10",
-    }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return load_settings()
+    return chain_settings(monkeypatch, anvil.rpc_url, demo_chain, NAVPUB_RECEIPT_TIMEOUT_S="10")
 
 
 def rounds(pub: Publisher) -> dict[int, int]:

@@ -5,7 +5,6 @@ transaction replaced with higher fees, a crash between send and receipt, a fallb
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,31 +19,11 @@ from publisher.publish import Publisher
 from publisher.sender import Hooks
 from publisher.store import Attempt
 from tests.chainops import advance
+from tests.faultkit import FakeTime, SimulatedCrash, chain_settings, crash
 from tests.rpcproxy import RpcProxy
 
 pytestmark = pytest.mark.anvil
 E18 = 10**18
-
-
-class SimulatedCrash(BaseException):
-    """The process dies: not an Exception, so no handler of the publisher catches it."""
-
-
-def crash(_: Attempt) -> None:
-    raise SimulatedCrash
-
-
-@dataclass
-class FakeTime:
-    """A monotonic clock that only moves when the sender sleeps: timeouts without waiting."""
-
-    now: float = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -56,17 +35,9 @@ def proxy(anvil: AnvilNode) -> Iterator[RpcProxy]:
 @pytest.fixture
 def settings(proxy: RpcProxy, demo_chain: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """A pristine demo chain; the publisher talks to anvil through the proxy."""
-    env = {
-        "NAVPUB_RPC_URL": proxy.url,
-        "NAVPUB_STATE_DIR": str(demo_chain),
-        "NAVPUB_CLOCK": "chain",
-        "NAVPUB_RETRY_BACKOFF_S": "0",
-        "NAVPUB_RECEIPT_TIMEOUT_S": "5",
-        "NAVPUB_RECEIPT_POLL_S": "1",
-    }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return load_settings()
+    return chain_settings(
+        monkeypatch, proxy.url, demo_chain, NAVPUB_RECEIPT_TIMEOUT_S="5", NAVPUB_RECEIPT_POLL_S="1"
+    )
 
 
 @pytest.fixture
@@ -289,4 +260,28 @@ def test_a_mined_transaction_whose_receipt_is_not_answered_yet_is_not_dropped(
     proxy.undrop("eth_getTransactionReceipt")
     settled = Publisher.from_settings(settings).settle_outbox()
     assert [s.status for s in settled] == ["confirmed"] and settled[0].id == p.id
+    assert len(nav_updates(pub, 1)) == 1
+
+
+def test_a_mined_transaction_the_node_cannot_find_for_a_moment_is_not_dropped(
+    settings: Settings, proxy: RpcProxy
+) -> None:
+    """Worse than a lagging receipt: for a moment the node finds neither the receipt nor the
+    transaction, while the account's nonce already counts it (anvil under heavy load). The
+    sender looks again one poll later before calling the publication dropped."""
+    lookups = ("eth_getTransactionReceipt", "eth_getTransactionByHash")
+    for method in lookups:
+        proxy.drop_method(method)  # null answers, as while the node's index lags
+    clock = FakeTime()
+
+    def poll_wait(seconds: float) -> None:
+        for method in lookups:
+            proxy.undrop(method)  # the index catches up during the first poll interval
+        clock.sleep(seconds)
+
+    pub = Publisher.from_settings(settings, sleep=poll_wait, monotonic=clock.monotonic)
+    (o,) = pub.cycle([1])
+    assert o.decision == "published"
+    (p,) = pub.store.publications()
+    assert p.status == "confirmed" and "publication_dropped" not in [a["kind"] for a in pub.store.alerts()]
     assert len(nav_updates(pub, 1)) == 1

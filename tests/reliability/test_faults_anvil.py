@@ -56,8 +56,9 @@ from publisher.localchain import AnvilNode
 from publisher.navlog import nav_records
 from publisher.publish import FundOutcome, Publisher
 from publisher.sender import Hooks
-from publisher.store import DB_FILE, Store
+from publisher.store import DB_FILE, Store, StoreError
 from tests.chainops import advance
+from tests.faultkit import SimulatedCrash, chain_settings, crash
 from tests.httpserver import LocalHTTPServer, Route
 from tests.rpcproxy import RpcProxy
 
@@ -70,14 +71,6 @@ FUND1_NAV = 688_750 * E18  # the demo's fund 1 at BTC $42,000 and ETH $2,200 (RE
 # Where a report or a publication may end; anything else after a recovery is stuck.
 FINAL_REPORTS = {"none", "held", "confirmed", "superseded", "failed"}  # none: skipped / failed decision
 FINAL_PUBLICATIONS = {"confirmed", "replaced"}
-
-
-class SimulatedCrash(BaseException):
-    """The process dies: not an Exception, so no handler of the publisher catches it."""
-
-
-def crash() -> None:
-    raise SimulatedCrash
 
 
 # -- the chain as the test sees it (straight to anvil, never through the proxy) -----------------
@@ -154,20 +147,11 @@ def proxy(anvil: AnvilNode) -> Iterator[RpcProxy]:
 
 @pytest.fixture
 def settings(proxy: RpcProxy, demo_chain: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """A pristine demo chain; the publisher talks to anvil through the proxy, on the chain's clock.
-    The environment is the settings, so a `navpub` subprocess started by a test gets the same."""
-    env = {
-        "NAVPUB_RPC_URL": proxy.url,
-        "NAVPUB_STATE_DIR": str(demo_chain),
-        "NAVPUB_CLOCK": "chain",
-        "NAVPUB_RETRY_BACKOFF_S": "0",
-        "NAVPUB_RECEIPT_TIMEOUT_S": "5",
-        "NAVPUB_RECEIPT_POLL_S": "0.1",
-    }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    """A pristine demo chain; the publisher talks to anvil through the proxy, on the chain's clock."""
     monkeypatch.delenv(failpoints.ENV, raising=False)
-    return load_settings()
+    return chain_settings(
+        monkeypatch, proxy.url, demo_chain, NAVPUB_RECEIPT_TIMEOUT_S="5", NAVPUB_RECEIPT_POLL_S="0.1"
+    )
 
 
 @pytest.fixture
@@ -607,7 +591,7 @@ def test_navpub_publish_killed_then_run_again(
         chain.w3.provider.make_request("evm_mine", [])
         assert chain.navs(1) == [FUND1_NAV]
         expected = "skipped"  # the restart finds its receipt first; the chain has this NAV
-    store = Store.open(settings.store_url)
+    store = Store.for_settings(settings)
     (dead,) = store.unfinished_publications()
     assert dead.status == "signed"  # the dead process never heard back
 
@@ -618,6 +602,177 @@ def test_navpub_publish_killed_then_run_again(
     (landed,) = store.publications(("confirmed",))
     assert landed.nonce == dead.nonce  # the dead process's own transaction, or its replacement
     assert_invariants(store, chain, {1: [FUND1_NAV]})
+
+
+# -- the ripcord (setFundPaused) killed mid-flight ---------------------------------------------
+
+
+def pauses(chain: Chain, fund_id: int) -> list[bool]:
+    """Every FundPaused of the fund, in order: True a pause, False a release."""
+    vault = contract_at(chain.w3, "FundVault", chain.deployment.vault)
+    logs = vault.events.FundPaused().get_logs(from_block=0, argument_filters={"fundId": fund_id})
+    return [bool(e["args"]["paused"]) for e in logs]
+
+
+def breaker_opening(settings: Settings, chain: Chain) -> Publisher:
+    """Fund 1 published once, then 4,000 s without a feed answer (stale beyond their 3,900 s,
+    the cached prices beyond the hour): the bad cycles before breaker_after run; the next one
+    opens the breaker and pulls the ripcord."""
+    pub = Publisher.from_settings(settings)
+    assert decisions(pub.cycle([1])) == ["published"]
+    advance(chain.w3, 4_000)
+    for _ in range(settings.breaker_after - 1):
+        assert decisions(pub.cycle([1])) == ["failed"]
+    assert not chain.state(1).paused
+    return pub
+
+
+def refresh(settings: Settings, chain: Chain) -> None:
+    """Every feed answers again, unchanged: the prices are healthy."""
+    chain.move(settings, dict.fromkeys(chain.deployment.feeds, Decimal(1)))
+
+
+RIPCORD_STEPS = [
+    pytest.param(failpoints.AFTER_SEND, id="after-send-before-receipt"),
+    pytest.param(failpoints.AFTER_RECEIPT, id="after-receipt-before-store"),
+    pytest.param(failpoints.AFTER_RECORD, id="after-store-before-accounting"),
+]
+
+
+@pytest.mark.parametrize("step", RIPCORD_STEPS)
+def test_crash_while_pulling_the_ripcord_then_restart_lifts_it(
+    settings: Settings, chain: Chain, failpoint: Callable[..., None], step: str
+) -> None:
+    """Fault: the process dies at `step` of the pause transaction the breaker sent. The pause is
+    on chain whatever the step; the restart (prices healthy again) must know it as the engine's
+    own and lift it — read from the chain and the settled outbox, not a flag the crash skipped."""
+    pub = breaker_opening(settings, chain)
+    failpoint(step, crash)
+    with pytest.raises(SimulatedCrash):
+        pub.cycle([1])
+    failpoints.disarm()
+    assert chain.state(1).paused and pauses(chain, 1) == [True]
+
+    refresh(settings, chain)
+    restarted = Publisher.from_settings(settings)
+    (o,) = restarted.cycle([1])
+    assert o.decision == "published"
+    assert not chain.state(1).paused and pauses(chain, 1) == [True, False]
+    kinds = sorted(p.kind for p in restarted.store.publications())
+    assert kinds == ["nav", "nav", "ripcord", "ripcord"]
+    assert_invariants(restarted.store, chain, {1: [FUND1_NAV, FUND1_NAV]})
+
+
+def test_guardian_pause_after_the_engines_release_and_repause_is_not_lifted(
+    settings: Settings, chain: Chain
+) -> None:
+    """The engine pulls the ripcord; a guardian releases it and pauses the fund again for a reason
+    of its own before the next cycle. The breaker then closes: the pause is the guardian's (the
+    fund's last FundPaused is not the engine's) and stays."""
+    pub = breaker_opening(settings, chain)
+    (o,) = pub.cycle([1])
+    assert o.decision == "failed" and chain.state(1).paused
+    guardian = dev_account(settings, 0)  # the deployer holds the guardian role in the demo
+    vault = contract_at(chain.w3, "FundVault", chain.deployment.vault)
+    send(chain.w3, guardian, vault.functions.setFundPaused(1, False, "checked"), "release")
+    send(chain.w3, guardian, vault.functions.setFundPaused(1, True, "custodian audit"), "pause")
+
+    refresh(settings, chain)
+    (o,) = pub.cycle([1])
+    assert o.decision == "published"  # the engine publishes while paused; consumers see the flag
+    assert chain.state(1).paused and pauses(chain, 1) == [True, False, True]
+
+
+def test_stuck_pause_no_longer_wanted_gives_its_nonce_to_the_nav(
+    settings: Settings, chain: Chain, failpoint: Callable[..., None]
+) -> None:
+    """Fault: the process dies after committing the pause, before sending it. By the restart the
+    prices are healthy: the pause is obsolete and the fund's new NAV takes its nonce — the fund
+    is never paused on chain, one transaction instead of pause, NAV and release."""
+    pub = breaker_opening(settings, chain)
+    failpoint(failpoints.AFTER_OUTBOX, crash)
+    with pytest.raises(SimulatedCrash):
+        pub.cycle([1])
+    failpoints.disarm()
+    (stuck,) = pub.store.unfinished_publications()
+    assert stuck.kind == "ripcord" and stuck.status == "signed"
+
+    refresh(settings, chain)
+    restarted = Publisher.from_settings(settings)
+    (o,) = restarted.cycle([1])
+    assert o.decision == "published" and pauses(chain, 1) == []
+    assert restarted.store.publication(stuck.id).status == "replaced"
+    (landed,) = [p for p in restarted.store.publications(("confirmed",)) if p.nonce == stuck.nonce]
+    assert landed.kind == "nav"
+    assert_invariants(restarted.store, chain, {1: [FUND1_NAV, FUND1_NAV]})
+
+
+def test_stuck_pause_still_wanted_is_sent_not_traded_for_an_older_nav(
+    settings: Settings, chain: Chain, failpoint: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault: two crashes. The first leaves a NAV (ETH +5 %) pending, never committed to a
+    transaction; the prices then go stale and the second dies after committing the pause. The
+    restart finds the breaker still open: the pause is what it wants, so the pause is sent at
+    its nonce (not replaced by the older NAV, which would leave the fund unpaused until another
+    pause), then the pending NAV after it — and no second pause."""
+    monkeypatch.setenv("NAVPUB_BREAKER_AFTER", "1")
+    settings = load_settings()
+    pub = Publisher.from_settings(settings)
+    assert decisions(pub.cycle([1])) == ["published"]
+    chain.move(settings, {"ETH": Decimal("1.05")})
+    advance(chain.w3, 60)
+    failpoint(failpoints.BEFORE_OUTBOX, crash)
+    with pytest.raises(SimulatedCrash):
+        pub.cycle([1])
+    failpoints.disarm()
+    assert pub.last_cycle is not None and pub.last_cycle.funds[0].valuation is not None
+    moved_nav = pub.last_cycle.funds[0].valuation.nav
+    advance(chain.w3, 4_000)
+    failpoint(failpoints.AFTER_OUTBOX, crash)
+    with pytest.raises(SimulatedCrash):
+        Publisher.from_settings(settings).cycle([1])  # the process after the first crash
+    failpoints.disarm()
+    (stuck,) = pub.store.unfinished_publications()
+    assert stuck.kind == "ripcord" and [r.nav for r in pub.store.pending_reports([1])] == [moved_nav]
+
+    restarted = Publisher.from_settings(settings)
+    restarted.cycle([1])
+    assert restarted.store.publication(stuck.id).status == "confirmed"
+    assert chain.state(1).paused and pauses(chain, 1) == [True]
+    assert_invariants(restarted.store, chain, {1: [FUND1_NAV, moved_nav]})
+
+
+def test_stuck_release_no_longer_wanted_is_cancelled_not_sent(
+    settings: Settings, chain: Chain, failpoint: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault: the process dies after committing the release of its pause, before sending it; by
+    the restart the breaker is open again and no NAV waits. Sending the release would unpause a
+    fund that cannot be valued, and leaving it would hold the nonce (nothing after it mined): a
+    zero-value transfer takes the nonce instead, and the fund stays paused."""
+    monkeypatch.setenv("NAVPUB_BREAKER_AFTER", "1")  # a single bad cycle opens the breaker
+    monkeypatch.setenv("NAVPUB_CADENCE_S", "86400")  # an unchanged NAV is skipped, not due
+    settings = load_settings()
+    pub = breaker_opening(settings, chain)
+    (o,) = pub.cycle([1])
+    assert o.decision == "failed" and chain.state(1).paused
+    refresh(settings, chain)
+    failpoint(failpoints.AFTER_OUTBOX, crash)
+    with pytest.raises(SimulatedCrash):
+        pub.cycle([1])  # healthy again: the breaker closes, the release is committed, and death
+    failpoints.disarm()
+    (stuck,) = pub.store.unfinished_publications()
+    assert stuck.kind == "ripcord" and stuck.status == "signed"
+
+    advance(chain.w3, 4_000)  # the feeds not refreshed: stale again, the cached price too old
+    restarted = Publisher.from_settings(settings)
+    (o,) = restarted.cycle([1])
+    assert o.decision == "failed" and restarted.store.fund_record(1).guard.breaker_open
+    assert chain.state(1).paused and pauses(chain, 1) == [True]
+    assert restarted.store.publication(stuck.id).status == "replaced"
+    (cancel,) = [p for p in restarted.store.publications(("confirmed",)) if p.nonce == stuck.nonce]
+    assert cancel.kind == "cancel" and cancel.gas_used == 21_000
+    assert restarted.store.unfinished_publications() == []
+    assert "ripcord_failed" not in [a["kind"] for a in restarted.store.alerts(1)]
 
 
 # == 4. the store locked, the disk full ===========================================================
@@ -657,12 +812,15 @@ def lock() -> Iterator[Callable[[Path], sqlite3.Connection]]:
 def test_store_locked_publish_fails_cleanly_then_succeeds(
     settings: Settings, chain: Chain, lock: Callable[[Path], sqlite3.Connection],
     failpoint: Callable[..., None], capsys: pytest.CaptureFixture[str], when: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """Fault: another connection holds the store's write lock (BEGIN EXCLUSIVE) — from before
     `navpub publish` starts, or taken just after its transaction was sent. The command waits the
-    store's busy timeout, then fails with one clear line (exit 2, no traceback). Once the lock
-    is released the store is intact and the next publish ends with the NAV on chain once."""
+    store's busy timeout (NAVPUB_STORE_BUSY_TIMEOUT_MS, here 0.5 s), then fails with one clear
+    line (exit 2, no traceback). Once the lock is released the store is intact and the next
+    publish ends with the NAV on chain once."""
     first = published_round_one(settings, chain)
+    monkeypatch.setenv("NAVPUB_STORE_BUSY_TIMEOUT_MS", "500")
     db = settings.state_dir / DB_FILE
     if when == "before-the-run":
         holder = lock(db)
@@ -673,7 +831,7 @@ def test_store_locked_publish_fails_cleanly_then_succeeds(
     assert main(["publish", "--fund", "1", "--fund", "2"]) == 2
     failpoints.disarm()
     line = one_line_error(capsys.readouterr().err)
-    assert "locked" in line, line
+    assert "locked" in line and "for more than 0.5 s, NAVPUB_STORE_BUSY_TIMEOUT_MS" in line, line
     if when == "before-the-run":
         assert chain.state(1).round == 1  # nothing was sent
     else:
@@ -687,9 +845,37 @@ def test_store_locked_publish_fails_cleanly_then_succeeds(
     assert main(["publish", "--fund", "1", "--fund", "2", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert decisions_of(rows) == (["published"] * 2 if when == "before-the-run" else ["skipped"] * 2)
-    store = Store.open(settings.store_url)
+    store = Store.for_settings(settings)
     expected = {fid: [first[fid], int(r["nav_raw"])] for fid, r in zip((1, 2), rows, strict=True)}
     assert_invariants(store, chain, expected)
+
+
+def test_store_failing_before_the_outbox_write_leaves_no_nonce_gap(
+    settings: Settings, chain: Chain, failpoint: Callable[..., None]
+) -> None:
+    """Fault: the store fails as the publication is written (the nonce reserved, the transaction
+    signed, nothing committed or sent) in a process that keeps running, as the keeper does. Its
+    next cycle must use that same nonce: a counter left past it would queue every later
+    transaction behind a gap, never mined."""
+    first = published_round_one(settings, chain)
+    pub = Publisher.from_settings(settings)
+
+    def store_fails() -> None:
+        raise StoreError("cannot write the store: database or disk is full")
+
+    failpoint(failpoints.BEFORE_OUTBOX, store_fails)
+    with pytest.raises(StoreError):
+        pub.cycle([1, 2])
+    failpoints.disarm()
+    assert pub.store.publications(("signed", "sent")) == [] and chain.state(1).round == 1
+
+    outcomes = pub.cycle([1, 2])  # the same process, the same nonce counter
+    assert decisions(outcomes) == ["published"] * 2
+    (landed,) = pub.store.publications(("confirmed",))[1:]
+    assert landed.nonce == pub.store.publications(("confirmed",))[0].nonce + 1
+    assert_invariants(
+        pub.store, chain, {fid: [first[fid], o.nav] for fid, o in zip((1, 2), outcomes, strict=True)}
+    )
 
 
 def decisions_of(rows: list[dict[str, Any]]) -> list[str]:
@@ -752,6 +938,6 @@ def test_disk_full_publish_fails_cleanly_then_succeeds(
     rows = json.loads(capsys.readouterr().out)
     sent_before = round_after_failure == 2
     assert decisions_of(rows) == ["skipped" if sent_before else "published"] * 2
-    store = Store.open(settings.store_url)
+    store = Store.for_settings(settings)
     expected = {fid: [first[fid], int(r["nav_raw"])] for fid, r in zip((1, 2), rows, strict=True)}
     assert_invariants(store, chain, expected)

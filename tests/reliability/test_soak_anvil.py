@@ -1,10 +1,6 @@
 """A short soak (bench/soak.py) on its own anvil: the keeper through 24 simulated hours with
 faults far more frequent than the bench's defaults, then every invariant checked against the
 chain. The 1000-hour run is marked slow.
-
-A check that fails only with the signature of a product bug already found by the soak in a file
-outside this suite's remit (bench.soak.KNOWN_*) is reported as an expected failure naming it;
-any other failure fails the test, and a fixed bug makes the check pass.
 """
 
 from __future__ import annotations
@@ -37,8 +33,6 @@ def figures() -> Figures:
 
 def check(figures: Figures, name: str) -> None:
     outcome = figures.invariant_checks[name]
-    if outcome != "ok" and name in figures.known_issues:
-        pytest.xfail(f"known product bug: {figures.known_issues[name]} ({outcome})")
     assert outcome == "ok", f"{name}: {outcome}\n{soak.render(figures)}"
 
 
@@ -87,8 +81,6 @@ def test_no_error_escapes_a_tick(figures: Figures) -> None:
 @pytest.mark.timeout(3600)
 def test_a_thousand_hours_with_the_default_scenario() -> None:
     figures = soak.run(1000, seed=1)
-    unexplained = {
-        k: v for k, v in figures.invariant_checks.items() if v != "ok" and k not in figures.known_issues
-    }
-    assert unexplained == {}, soak.render(figures)
+    failed = {k: v for k, v in figures.invariant_checks.items() if v != "ok"}
+    assert failed == {}, soak.render(figures)
     assert figures.duplicates == 0 and figures.lost_reports == 0

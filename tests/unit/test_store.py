@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from publisher.gas import ledger
 from publisher.guard import FundGuardState
 from publisher.price import CachedPrice
 from publisher.store import LATEST_VERSION, NewReport, Store, StoreError, schema_version
@@ -119,3 +120,22 @@ def test_publication_lifecycle(store: Store) -> None:
     store.update_publication(pid, status="confirmed", tx_hash="0x02", gas_used=40_000, cost_wei=2**80)
     assert store.unfinished_publications() == [] and store.publication(pid).cost_wei == 2**80
     assert [r.id for r in store.reports_of(pid)] == [rid]
+
+
+def test_every_publication_is_read_for_the_ledger_past_a_thousand(store: Store) -> None:
+    """The gas ledger, `navpub gas` and the metrics sum over publications(): it once stopped at
+    the oldest 1,000, so a year of updates showed the cost of its first six weeks."""
+    for nonce in range(1_005):
+        pid = store.create_publication("0xabc", nonce, [], [1 + nonce % 3], nonce)
+        store.add_attempt(pid, f"0x{nonce:x}", "0xf8", 50_000, nonce, max_fee=10, priority_fee=1)
+        status = "confirmed" if nonce % 2 == 0 else "replaced"
+        store.update_publication(pid, status=status, tx_hash=f"0x{nonce:x}", gas_used=30_000 + nonce)
+    confirmed = store.publications(("confirmed",))
+    assert len(store.publications()) == 1_005 and len(confirmed) == 503
+    assert (
+        ledger(confirmed).gas
+        == ledger(store.publications()).gas
+        == sum(30_000 + n for n in range(0, 1_005, 2))
+    )
+    last = confirmed[-1]
+    assert last.nonce == 1_004 and [a.tx_hash for a in last.attempts] == ["0x3ec"]
