@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -131,8 +131,10 @@ class AnvilNode:
                 self.process.wait()
 
 
-def start_anvil(config: AnvilConfig, *, log_path: Path | None = None, detach: bool = False) -> AnvilNode:
-    """Starts anvil with `config` and waits until it answers; raises if it cannot."""
+def start_anvil(
+    config: AnvilConfig, *, log_path: Path | None = None, detach: bool = False, extra_args: Sequence[str] = ()
+) -> AnvilNode:
+    """Starts anvil with `config` (and `extra_args`) and waits until it answers; raises if it cannot."""
     if is_answering(config.rpc_url):
         raise NavPubError(f"something already answers at {config.rpc_url}: stop it or change ANVIL_PORT")
     args = [
@@ -147,6 +149,7 @@ def start_anvil(config: AnvilConfig, *, log_path: Path | None = None, detach: bo
     ]  # fmt: skip
     if config.block_time:
         args += ["--block-time", str(config.block_time)]
+    args += list(extra_args)
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
         args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach
