@@ -150,7 +150,7 @@ class Keeper:
             return
         breakers = {f.fund_id: self.store.fund_record(f.fund_id).guard.breaker_open for f in cycle.funds}
         self.metrics.record_cycle(cycle, outcomes, breakers)
-        self.metrics.record_publications(self.store.publications())
+        self.metrics.record_publications(self.store.publications(("confirmed",)))
         engine = self.publisher.engine
         address = self.publisher.sender.account.address
         balance = engine.rpc_call(lambda: engine.w3.eth.get_balance(address), "engine balance")

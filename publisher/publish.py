@@ -165,9 +165,9 @@ class Publisher:
         gives its nonce to the fund's newest NAV, or is cancelled."""
         out = []
         for pub in self.store.unfinished_publications():
-            wanted = pub.kind != "ripcord" or self._ripcord_wanted(pub)
-            replaceable = pub.kind != "ripcord" or not wanted
-            newer = self.store.pending_reports(pub.fund_ids) if replaceable else []
+            ripcord = pub.kind == "ripcord"
+            wanted = ripcord and self._ripcord_wanted(pub)  # sent as it is, whatever NAVs wait
+            newer = [] if wanted else self.store.pending_reports(pub.fund_ids)
             if newer:
                 carried = self.store.reports_of(pub.id)
                 fresh_funds = {n.fund_id for n in newer}
@@ -184,7 +184,7 @@ class Publisher:
                     if fresh is not None:
                         out.append(fresh)
                     continue
-            if not wanted:
+            if ripcord and not wanted:
                 cancelled = self._cancel(pub, cycle)
                 if cancelled is not None:
                     out.append(cancelled)
@@ -198,9 +198,7 @@ class Publisher:
     def _ripcord_wanted(self, pub: Publication) -> bool:
         """Whether a ripcord publication still does what the fund's breaker asks: a pause while
         it is open, a release while it is closed."""
-        vault = load_artifact("FundVault")
-        contract = self.engine.w3.eth.contract(abi=vault.abi)
-        _, args = contract.decode_function_input(calldata_of(pub.attempts[-1].raw_tx))
+        _, args = self.engine.vault.decode_function_input(calldata_of(pub.attempts[-1].raw_tx))
         fund_id = int(args["fundId"])
         return bool(args["paused"]) == self.store.fund_record(fund_id).guard.breaker_open
 
@@ -306,7 +304,7 @@ class Publisher:
                 call = Call(self.engine.deployment.vault, vault.abi, "setFundPaused", args)
                 prepared = self.sender.prepare(call, f"setFundPaused({f.fund_id}, {pause})")
                 pub = self.sender.publish(prepared, [], [f.fund_id], kind="ripcord")
-            except (TransactionFailed, NavPubError, Web3RPCError) as exc:
+            except (NavPubError, Web3RPCError) as exc:
                 self.alert("ripcord_failed", f"fund {f.fund_id}: {exc}", f.fund_id)
                 continue
             self._account(pub, cycle)

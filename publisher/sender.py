@@ -258,9 +258,7 @@ class TxSender:
 
     def _sign_and_record(self, pid: int, prepared: Prepared, nonce: int, fees: Fees) -> Attempt:
         """Signs another attempt of a publication (a fee bump) and records it."""
-        s = self._sign(prepared, nonce, fees)
-        self.store.add_attempt(pid, s.tx_hash, s.raw_tx, s.gas_limit, self.clock(), max_fee=s.max_fee,
-                               priority_fee=s.priority_fee, gas_price=s.gas_price)  # fmt: skip
+        self.store.add_attempt(pid, self._sign(prepared, nonce, fees), self.clock())
         return self._last_attempt(pid)
 
     def _last_attempt(self, pid: int) -> Attempt:
@@ -366,12 +364,11 @@ class TxSender:
                 return self._record_receipt(pub, attempt, receipt)
         mined_nonce = self._rpc(lambda w3: w3.eth.get_transaction_count(sender, "latest"), "nonce")
         if mined_nonce > pub.nonce:
-            # Our nonce was used and none of our hashes has a receipt: a transaction we did
-            # not sign (or do not know) took it — unless the node knows one of ours, mined but
-            # its receipt not indexed yet (anvil under load showed that window): keep waiting.
-            # Anvil under load has shown the account's nonce move a moment before the block's
-            # transactions were findable: the checks are repeated, one poll apart, before a
-            # publication is called dropped (and its NAVs sent again).
+            # Our nonce was used and none of our hashes has a receipt: a transaction we did not
+            # sign (or do not know) took it — unless the node has one of ours in a block. Anvil
+            # under load has counted the nonce before its receipt, or even the transaction, was
+            # findable: we look again, one poll apart, before calling it dropped (and its NAVs
+            # sent again).
             for check in range(NONCE_TAKEN_CHECKS):
                 if check:
                     self.sleep(self.settings.receipt_poll_s)

@@ -653,25 +653,13 @@ class Store:
                 .values(status="sent", publication_id=pid)
             )
             if signed is not None:
-                conn.execute(insert(attempts).values(publication_id=pid, created_at=now, **asdict(signed)))
+                _insert_attempt(conn, pid, signed, now)
         return pid
 
-    def add_attempt(self, publication_id: int, tx_hash: str, raw_tx: str, gas_limit: int, now: int, *,
-                    max_fee: int | None = None, priority_fee: int | None = None,
-                    gas_price: int | None = None) -> None:  # fmt: skip
+    def add_attempt(self, publication_id: int, signed: SignedTx, now: int) -> None:
+        """Records another signed transaction of a publication (a fee bump, same nonce)."""
         with self._write() as conn:
-            conn.execute(
-                insert(attempts).values(
-                    publication_id=publication_id,
-                    tx_hash=tx_hash,
-                    raw_tx=raw_tx,
-                    gas_limit=gas_limit,
-                    max_fee=max_fee,
-                    priority_fee=priority_fee,
-                    gas_price=gas_price,
-                    created_at=now,
-                )
-            )
+            _insert_attempt(conn, publication_id, signed, now)
 
     def update_publication(self, publication_id: int, **values: Any) -> None:
         with self._write() as conn:
@@ -928,6 +916,10 @@ class _Tx:
             raise StoreError(f"store write failed ({self._where}): {self._why(err)}") from None
         if exc[0] is not None and issubclass(exc[0], SQLAlchemyError):
             raise StoreError(f"store error ({self._where}): {self._why(exc[1])}") from None
+
+
+def _insert_attempt(conn: Connection, publication_id: int, signed: SignedTx, now: int) -> None:
+    conn.execute(insert(attempts).values(publication_id=publication_id, created_at=now, **asdict(signed)))
 
 
 def _publication(row: Any, tries: Sequence[Any]) -> Publication:

@@ -25,6 +25,7 @@ from publisher.deploy import NAV_ENGINE_ROLE, create_address, deploy_demo
 from publisher.keys import load_account
 from publisher.localchain import REPO_ROOT, AnvilNode, free_port, load_anvil_config, start_anvil
 from tests.httpserver import http_server  # noqa: F401 - fixture for every test
+from tests.rpcproxy import RpcProxy
 
 
 @dataclass
@@ -193,3 +194,10 @@ def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture
+def proxy(anvil: AnvilNode) -> Iterator[RpcProxy]:
+    """A fault-injecting JSON-RPC proxy (tests/rpcproxy.py) in front of the session's anvil."""
+    with RpcProxy(anvil.rpc_url) as p:
+        yield p

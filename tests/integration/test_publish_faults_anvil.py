@@ -27,12 +27,6 @@ E18 = 10**18
 
 
 @pytest.fixture
-def proxy(anvil: AnvilNode) -> Iterator[RpcProxy]:
-    with RpcProxy(anvil.rpc_url) as p:
-        yield p
-
-
-@pytest.fixture
 def settings(proxy: RpcProxy, demo_chain: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """A pristine demo chain; the publisher talks to anvil through the proxy."""
     return chain_settings(

@@ -3,7 +3,6 @@ one batch, and a wrong fund-count hint (too low, too high) still reads exactly t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,6 @@ from publisher.snapshot import read_snapshot
 from tests.rpcproxy import RpcProxy
 
 pytestmark = pytest.mark.anvil
-
-
-@pytest.fixture
-def proxy(anvil: AnvilNode) -> Iterator[RpcProxy]:
-    with RpcProxy(anvil.rpc_url) as p:
-        yield p
 
 
 def _vault(w3: Web3, demo_chain: Path) -> tuple[Web3, Contract]:

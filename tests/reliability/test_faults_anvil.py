@@ -140,12 +140,6 @@ def decisions(outcomes: list[FundOutcome]) -> list[str]:
 
 
 @pytest.fixture
-def proxy(anvil: AnvilNode) -> Iterator[RpcProxy]:
-    with RpcProxy(anvil.rpc_url) as p:
-        yield p
-
-
-@pytest.fixture
 def settings(proxy: RpcProxy, demo_chain: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """A pristine demo chain; the publisher talks to anvil through the proxy, on the chain's clock."""
     monkeypatch.delenv(failpoints.ENV, raising=False)

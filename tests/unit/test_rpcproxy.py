@@ -8,7 +8,6 @@ hang -> requests ReadTimeout, down -> requests ConnectionError (ConnectionRefuse
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,12 +26,6 @@ pytestmark = pytest.mark.anvil
 DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # anvil's first account
 # Bounds a client waiting on a request the test itself holds; it never expires in a passing run.
 LONG_TIMEOUT_S = 30
-
-
-@pytest.fixture
-def proxy(anvil: AnvilNode) -> Iterator[RpcProxy]:
-    with RpcProxy(anvil.rpc_url) as p:
-        yield p
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from sqlalchemy import update
 from publisher.gas import ledger
 from publisher.guard import FundGuardState
 from publisher.price import CachedPrice
-from publisher.store import LATEST_VERSION, NewReport, Store, StoreError, schema_version
+from publisher.store import LATEST_VERSION, NewReport, SignedTx, Store, StoreError, schema_version
 
 E18 = 10**18
 
@@ -111,8 +111,8 @@ def test_publication_lifecycle(store: Store) -> None:
     rid = store.add_report(report(status="pending"))
     pid = store.create_publication("0xabc", 7, [rid], [1], 100)
     assert store.report(rid).status == "sent" and store.report(rid).publication_id == pid
-    store.add_attempt(pid, "0x01", "0xf8", 50_000, 101, max_fee=10, priority_fee=1)
-    store.add_attempt(pid, "0x02", "0xf9", 50_000, 102, max_fee=12, priority_fee=2)
+    store.add_attempt(pid, SignedTx("0x01", "0xf8", 50_000, max_fee=10, priority_fee=1), 101)
+    store.add_attempt(pid, SignedTx("0x02", "0xf9", 50_000, max_fee=12, priority_fee=2), 102)
     (p,) = store.unfinished_publications()
     assert (p.nonce, p.status, p.kind, p.fund_ids, [a.tx_hash for a in p.attempts]) == (
         7, "signed", "nav", (1,), ["0x01", "0x02"],
@@ -126,8 +126,8 @@ def test_every_publication_is_read_for_the_ledger_past_a_thousand(store: Store) 
     """The gas ledger, `navpub gas` and the metrics sum over publications(): it once stopped at
     the oldest 1,000, so a year of updates showed the cost of its first six weeks."""
     for nonce in range(1_005):
-        pid = store.create_publication("0xabc", nonce, [], [1 + nonce % 3], nonce)
-        store.add_attempt(pid, f"0x{nonce:x}", "0xf8", 50_000, nonce, max_fee=10, priority_fee=1)
+        signed = SignedTx(f"0x{nonce:x}", "0xf8", 50_000, max_fee=10, priority_fee=1)
+        pid = store.create_publication("0xabc", nonce, [], [1 + nonce % 3], nonce, signed=signed)
         status = "confirmed" if nonce % 2 == 0 else "replaced"
         store.update_publication(pid, status=status, tx_hash=f"0x{nonce:x}", gas_used=30_000 + nonce)
     confirmed = store.publications(("confirmed",))
