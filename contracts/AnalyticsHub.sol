@@ -1,102 +1,68 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IAnalyticsHub} from "./interfaces/IAnalyticsHub.sol";
 import {IFundNavSource} from "./interfaces/IFundNavSource.sol";
 
 /// @title AnalyticsHub
-/// @notice NAV history for charts and indexers: a `NAVRecorded` event per single NAV and one
-///         `NAVBatchRecorded` event per batch (one packed word per fund).
-/// @dev History lives in events, not storage: an event costs ~1,600 gas per NAV where a
-///      storage write costs 5,000-22,100, and nothing on-chain reads old NAVs. A batch logs
-///      its words as they came (8 gas a byte, 256 a fund) instead of 1,600 a fund in events
-///      of their own. The latest
-///      NAV of a vault fund is read from the vault, which stores it anyway; only NAVs the
-///      engine records directly (funds outside the vault) are kept here.
-contract AnalyticsHub is AccessControl, IAnalyticsHub {
-    /// @notice Accounts allowed to record NAVs directly.
-    bytes32 public constant NAV_ENGINE_ROLE = keccak256("NAV_ENGINE_ROLE");
-
-    /// @dev Latest directly recorded NAV of a fund; 192 + 64 bits = one slot.
-    struct Direct {
-        uint192 nav;
-        uint64 timestamp;
-    }
-
+/// @notice NAV history for charts and indexers: one `NAVRecorded` event per accepted NAV,
+///         with the fund id as a topic, whether the NAV came alone or in a batch. Only its
+///         vault records, in the transaction that accepted the NAV, so the hub's history is
+///         the vault's and can never disagree with it.
+/// @dev History lives in events, not storage: an event costs ~2,400 gas per NAV where a
+///      storage write costs 5,000-22,100, and nothing on chain reads old NAVs. The latest NAV
+///      is read from the vault, which stores it anyway.
+contract AnalyticsHub is IAnalyticsHub {
     /// @inheritdoc IAnalyticsHub
     address public immutable vault;
 
-    mapping(uint256 fundId => Direct) private _direct;
-
-    /// @notice The caller is neither the vault nor a NAV engine.
-    error NotRecorder(address caller);
-    /// @notice The NAV does not fit the 192-bit storage of a direct record.
-    error NavOutOfRange(uint256 fundId, uint256 nav);
-    /// @notice A direct record is not newer than the last one, or lies in the future.
-    error BadTimestamp(uint256 fundId, uint256 timestamp, uint256 lastTimestamp);
-    /// @notice No NAV has been recorded for this fund.
+    /// @notice Only the hub's vault records NAVs.
+    error NotVault(address caller, address vault);
+    /// @notice `recordNAV` named a NAV that is not the vault's latest for the fund.
+    error NotVaultState(uint256 fundId, uint256 nav, uint256 timestamp, uint256 vaultNav, uint256 vaultAsOf);
+    /// @notice No NAV has been accepted for this fund.
     error NoNav(uint256 fundId);
 
-    /// @notice A NAV (18-decimal USD) of `fundId` as of `timestamp`; the chart series.
-    event NAVRecorded(uint256 indexed fundId, uint256 nav, uint256 timestamp);
-    /// @notice NAVs recorded together, one word each: `nav = uint128(w)`,
-    ///         `timestamp = uint48(w >> 144)`, `fundId = w >> 192` (bits 128-143 are flags).
-    event NAVBatchRecorded(uint256[] records);
+    /// @notice A NAV the vault accepted: its round (1 for the fund's first NAV, +1 each), the
+    ///         NAV and NAV per share (18-decimal USD, per share rounded down over the share
+    ///         supply it was published at), its as-of time and its flags (1 = estimated, a
+    ///         cached price was used; 2 = the fund was paused).
+    event NAVRecorded(
+        uint256 indexed fundId, uint256 round, uint256 nav, uint256 navPerShare, uint256 asOf, uint256 flags
+    );
 
-    /// @param admin Account allowed to grant and revoke the NAV engine role.
-    /// @param vault_ The FundVault that records every NAV it accepts (its future address
-    ///        when the hub is deployed first).
-    constructor(address admin, address vault_) {
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    /// @param vault_ The FundVault that records every NAV it accepts (its future address when
+    ///        the hub is deployed first).
+    constructor(address vault_) {
         vault = vault_;
     }
 
     /// @inheritdoc IAnalyticsHub
-    /// @dev From the vault the NAV was already checked and stored there; from the engine it
-    ///      is checked and stored here (newer than the last direct record, not in the future).
     function recordNAV(uint256 fundId, uint256 nav, uint256 timestamp) external {
-        if (msg.sender != vault) {
-            _checkRecorder();
-            _storeDirect(fundId, nav, timestamp);
-        }
-        emit NAVRecorded(fundId, nav, timestamp);
+        _onlyVault();
+        (uint256 perShare, uint256 asOf, uint256 round, uint256 flags,) = IFundNavSource(vault).navPerShareState(fundId);
+        (uint256 vaultNav,,) = IFundNavSource(vault).latestNAV(fundId);
+        if (vaultNav != nav || asOf != timestamp) revert NotVaultState(fundId, nav, timestamp, vaultNav, asOf);
+        emit NAVRecorded(fundId, round, nav, perShare, asOf, flags);
     }
 
     /// @inheritdoc IAnalyticsHub
-    /// @dev From the vault the words were checked and stored there; from the engine each is
-    ///      checked and stored here.
-    function recordNAVBatch(uint256[] calldata records) external {
-        if (msg.sender != vault) {
-            _checkRecorder();
-            for (uint256 i; i < records.length; ++i) {
-                uint256 w = records[i];
-                _storeDirect(w >> 192, uint128(w), uint48(w >> 144));
-            }
+    function recordNAVs(NavRecord[] calldata records) external {
+        _onlyVault();
+        for (uint256 i; i < records.length; ++i) {
+            NavRecord calldata r = records[i];
+            emit NAVRecorded(r.fundId, r.round, r.nav, r.navPerShare, r.asOf, r.flags);
         }
-        emit NAVBatchRecorded(records);
     }
 
-    /// @notice Latest NAV of `fundId` and its timestamp: the newer of the vault's state and
-    ///         the last direct record.
+    /// @notice Latest NAV of `fundId` and its as-of time, read from the vault.
     function latestNAV(uint256 fundId) external view returns (uint256 nav, uint256 timestamp) {
-        Direct memory d = _direct[fundId];
-        nav = d.nav;
-        timestamp = d.timestamp;
-        try IFundNavSource(vault).latestNAV(fundId) returns (uint256 vNav, uint256 vAsOf, uint256) {
-            if (vAsOf > timestamp) (nav, timestamp) = (vNav, vAsOf);
-        } catch {}
-        if (timestamp == 0) revert NoNav(fundId);
+        uint256 round;
+        (nav, timestamp, round) = IFundNavSource(vault).latestNAV(fundId);
+        if (round == 0) revert NoNav(fundId);
     }
 
-    function _checkRecorder() private view {
-        if (!hasRole(NAV_ENGINE_ROLE, msg.sender)) revert NotRecorder(msg.sender);
-    }
-
-    function _storeDirect(uint256 fundId, uint256 nav, uint256 timestamp) private {
-        if (nav > type(uint192).max) revert NavOutOfRange(fundId, nav);
-        uint64 last = _direct[fundId].timestamp;
-        if (timestamp <= last || timestamp > block.timestamp) revert BadTimestamp(fundId, timestamp, last);
-        _direct[fundId] = Direct({nav: uint192(nav), timestamp: uint64(timestamp)});
+    function _onlyVault() private view {
+        if (msg.sender != vault) revert NotVault(msg.sender, vault);
     }
 }

@@ -30,11 +30,22 @@ import {IFundNavSource} from "./interfaces/IFundNavSource.sol";
 ///         Each fund also has a pause flag, the "ripcord" of Chainlink's NAV reports: a
 ///         guardian or the NAV engine pulls it when the fund's NAV should not be relied on.
 ///         It lives in the NAV slot, so NAV state and paused are read together, in one slot.
-/// @dev NAV storage is one slot per fund (see NavSlot), rewritten on every update; the
-///      high-water mark is implied by that slot while the NAV is at its peak (_AT_PEAK) and
-///      lives in its own slot, read only when the NAV rises, once the NAV falls below it. The NAV
-///      history is the hub's events (`NAVRecorded`, `NAVBatchRecorded`), logged once: the
-///      vault emits no event of its own per NAV, which would pay ~1,900 gas for the same fact.
+///         A pause freezes what the fund's feed answers at the last NAV before it.
+///
+///         NAV per share is the figure investors and fees live on, so it is fixed when a NAV
+///         is accepted — the NAV over the share supply it was computed for — and flows between
+///         two NAVs do not move it. The high-water mark and the drawdown are per share: a
+///         deposit or a redemption never reads as a gain or a loss.
+///
+///         Every accepted NAV emits the seed's `NAVUpdated(fundId, oldNAV, newNAV, timestamp)`
+///         here and a full record (`NAVRecorded`: round, NAV, NAV per share, asOf, flags) in
+///         the AnalyticsHub, alone or in a batch alike, both with the fund id as a topic.
+/// @dev NAV storage is one slot per fund (see NavSlot), rewritten on every update, plus the
+///      fund's share slot (supply and share version), read. The per-share high-water mark is
+///      implied by the NAV slot while the NAV is at its peak (_AT_PEAK) and lives in the
+///      fund's ShareMarks slot, read only when the NAV per share rises, once it falls below.
+///      The first share change after a NAV saves that NAV's share supply in the same slot
+///      (_SHARES_SAVED), so the flow pays for keeping NAV per share fixed, not the update.
 contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     using SafeERC20 for IERC20;
 
@@ -48,6 +59,10 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     /// @notice Flag bit of a paused fund (the ripcord): its NAV should not be relied on. Set
     ///         and cleared only by `setFundPaused`; NAV updates keep it as it is.
     uint16 public constant FLAG_PAUSED = 1 << 1;
+    /// @dev Set when a flow changed the share supply after the slot's NAV was accepted: that
+    ///      NAV's supply is then `_marks[fundId].navShares`, not `totalShares`. Cleared by the
+    ///      next NAV, which is over the current supply.
+    uint16 private constant _SHARES_SAVED = 1 << 13;
     /// @dev Flags the NAV engine may pass to `updateNAV`; anything else is refused rather than
     ///      stored unexplained. They are replaced by every update.
     uint16 private constant _PUBLIC_FLAGS = FLAG_ESTIMATED;
@@ -58,18 +73,18 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     uint16 private constant _EXISTS = 1 << 15;
     /// @dev Bits a NAV update carries over from the slot it replaces.
     uint16 private constant _STICKY_FLAGS = _EXISTS | FLAG_PAUSED;
-    /// @dev Set while the slot's NAV is the high-water mark. The mark is then implied by the
-    ///      slot and `_highWaterMark` is neither read nor written: a run of new peaks (a
-    ///      rising market, published hourly) costs no second cold slot per update. The mark
-    ///      gets its own slot when the NAV first falls below it.
+    /// @dev Set while the slot's NAV per share is the high-water mark. The mark is then implied
+    ///      by the slot and `_marks` is neither read nor written: a run of new peaks (a rising
+    ///      market, published hourly) costs no second cold slot per update. The mark gets its
+    ///      own slot when the NAV per share first falls below it.
     uint16 private constant _AT_PEAK = 1 << 14;
 
     /// @notice A fund may hold at most this many distinct assets, which bounds the gas of
     ///         every view that lists holdings.
     uint256 public constant MAX_ASSETS_PER_FUND = 64;
 
-    /// @dev Packed NAV state: 128 + 48 + 64 + 16 bits = one slot. uint128 holds 3.4e20 USD
-    ///      at 18 decimals; uint48 seconds last until the year 8.9 million.
+    /// @dev NAV state: 128 + 48 + 64 + 16 bits = one slot (see `_navWords`). uint128 holds
+    ///      3.4e20 USD at 18 decimals; uint48 seconds last until the year 8.9 million.
     struct NavSlot {
         uint128 nav;
         uint48 asOf;
@@ -77,15 +92,32 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         uint16 flags;
     }
 
-    /// @dev Fund bookkeeping other than holdings and NAV.
+    /// @dev Fund bookkeeping other than holdings and NAV. The share supply and its version
+    ///      share a slot: a NAV update reads both with one cold SLOAD (2,100 gas).
     struct Fund {
         address manager;
         uint64 activity;
         uint128 totalShares;
+        uint64 shareVersion; // +1 on every change of totalShares (deposit, priced withdrawal)
         uint128 pendingFees;
         uint128 pendingWithdrawals;
         uint128 borrowed;
         uint128 queuedShares;
+    }
+
+    /// @dev Per-share state read only when needed: the high-water mark (NAV per share, 18
+    ///      decimals) once the NAV per share has fallen below it, and the share supply of the
+    ///      latest NAV once a flow has changed the supply since (_SHARES_SAVED).
+    struct ShareMarks {
+        uint128 highWaterMark;
+        uint128 navShares;
+    }
+
+    /// @dev What the fund's feed answers while it is paused: the last NAV before the pause.
+    struct Frozen {
+        uint128 navPerShare;
+        uint48 asOf;
+        uint64 round;
     }
 
     /// @notice Lifecycle of a withdrawal request.
@@ -106,7 +138,9 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         uint128 usd;
     }
 
-    /// @notice NAV state of one fund, as any consumer reads it.
+    /// @notice NAV state of one fund, as any consumer reads it. `navPerShare` is the NAV
+    ///         over `navShares`, the share supply it was published at; `highWaterMark` is the
+    ///         highest NAV per share accepted.
     struct NavView {
         uint256 nav;
         uint256 asOf;
@@ -117,6 +151,7 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         uint256 totalShares;
         uint256 navPerShare;
         bool paused;
+        uint256 navShares;
     }
 
     /// @notice Everything the NAV engine needs about one fund, read in one call for many.
@@ -138,15 +173,24 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         uint256 round;
         uint256 flags;
         uint256 highWaterMark;
+        uint256 navShares;
+        uint256 navPerShare;
+        uint256 shareVersion;
     }
 
     /// @notice Layout of one packed NAV update (`updateNAVBatch`, `packNavUpdate`): the NAV in
-    ///         the low 128 bits, then flags (16), asOf (48) and the fund id (64) on top. One
-    ///         32-byte word per fund instead of four ABI words: calldata is most of a batch's
-    ///         marginal cost after the storage write.
+    ///         the low 128 bits, then flags (16), asOf (48), the share version the NAV was
+    ///         computed at (32, its low bits) and the fund id (32) on top. One 32-byte word per
+    ///         fund instead of five ABI words: calldata is a large part of a batch's marginal
+    ///         cost after the storage.
     uint256 private constant _FLAGS_SHIFT = 128;
+    /// @dev Bit offsets of a NAV slot word (`_navWords`), as the compiler would pack NavSlot.
+    uint256 private constant _SLOT_ASOF = 128;
+    uint256 private constant _SLOT_ROUND = 176;
+    uint256 private constant _SLOT_FLAGS = 240;
     uint256 private constant _ASOF_SHIFT = 144;
-    uint256 private constant _FUND_SHIFT = 192;
+    uint256 private constant _VERSION_SHIFT = 192;
+    uint256 private constant _FUND_SHIFT = 224;
 
     /// @dev Decimals of an asset, read from the token once when a fund first holds it.
     struct AssetInfo {
@@ -166,8 +210,11 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     /// @notice Number of funds created; fund ids run from 1 to fundCount.
     uint256 public fundCount;
 
-    mapping(uint256 fundId => NavSlot) private _nav;
-    mapping(uint256 fundId => uint256) private _highWaterMark;
+    /// @dev NavSlot packed by hand (nav | asOf << 128 | round << 176 | flags << 240): one
+    ///      SLOAD and one SSTORE per update, where the compiler reads and writes each field.
+    mapping(uint256 fundId => uint256) private _navWords;
+    mapping(uint256 fundId => ShareMarks) private _marks;
+    mapping(uint256 fundId => Frozen) private _frozen;
     mapping(uint256 fundId => Fund) private _funds;
     mapping(uint256 fundId => address[]) private _assets;
     mapping(uint256 fundId => mapping(address asset => uint256)) private _holdings;
@@ -191,8 +238,10 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     error FutureAsOf(uint256 fundId, uint256 asOf, uint256 blockTimestamp);
     /// @notice The NAV does not fit the 128-bit storage.
     error NavOutOfRange(uint256 fundId, uint256 nav);
-    /// @notice A fund id above 2^64 - 1 cannot be packed into a batch word.
+    /// @notice A fund id above 2^32 - 1 cannot be packed into a batch word.
     error FundIdOutOfRange(uint256 fundId);
+    /// @notice NAV per share above 2^128 - 1 (a large NAV over less than one whole share).
+    error NavPerShareOutOfRange(uint256 fundId, uint256 navPerShare);
     /// @notice Flags outside the documented ones.
     error UnknownFlags(uint256 fundId, uint256 flags);
     /// @notice The fund holds less of the asset than the operation needs.
@@ -221,6 +270,8 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     error NotGuardianOrEngine(address caller);
     /// @notice The fund is paused (its NAV is not to be relied on), so nothing is priced at it.
     error FundIsPaused(uint256 fundId);
+    /// @notice The fund's NAV was published while it had no shares: it prices no withdrawal.
+    error NoSharesAtNav(uint256 fundId, uint256 round);
 
     // ------------------------------------------------------------------ events
 
@@ -228,8 +279,20 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     event FundCreated(uint256 indexed fundId, address indexed manager);
     /// @notice A fund's manager changed.
     event ManagerChanged(uint256 indexed fundId, address indexed manager);
-    /// @notice The fund's NAV rose above its previous high-water mark.
+    /// @notice The seed's event: an accepted NAV (18-decimal USD) replaced `oldNAV` (0 before
+    ///         the first); `timestamp` is its asOf, the time it was computed for. Emitted once
+    ///         per fund per accepted NAV, by `updateNAV` and `updateNAVBatch` alike. The round,
+    ///         NAV per share and flags are in the hub's `NAVRecorded` of the same transaction.
+    event NAVUpdated(uint256 indexed fundId, uint256 oldNAV, uint256 newNAV, uint256 timestamp);
+    /// @notice The seed's event: the fund's NAV per share (18 decimals, the figure fees
+    ///         crystallise on) rose above its previous high-water mark; `newNAV` is the new
+    ///         mark, a NAV per share.
     event HighWaterMarkUpdated(uint256 indexed fundId, uint256 newNAV);
+    /// @notice A batch entry was not applied: the fund's shares changed (a deposit or a priced
+    ///         withdrawal) after the NAV was computed, so the NAV is not over today's supply.
+    ///         `shareVersion` is the word's (low 32 bits), `currentShareVersion` the fund's share
+    ///         version now. The engine publishes a fresh NAV.
+    event NAVSkipped(uint256 indexed fundId, uint256 shareVersion, uint256 currentShareVersion);
     /// @notice Assets came in and shares were issued.
     event Deposited(
         uint256 indexed fundId, address indexed asset, uint256 amount, address indexed receiver, uint256 shares, uint256 activity
@@ -287,7 +350,7 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         if (manager == address(0)) revert ZeroManager();
         fundId = ++fundCount;
         _funds[fundId].manager = manager;
-        _nav[fundId].flags = _EXISTS;
+        _navWords[fundId] = uint256(_EXISTS) << _SLOT_FLAGS;
         emit FundCreated(fundId, manager);
     }
 
@@ -317,9 +380,11 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
 
     /// @notice Pulls (`paused` true) or releases the ripcord of one fund: while paused, its
     ///         NAV is not to be relied on. Readers see it in `navState`, `isPaused`, the
-    ///         FLAG_PAUSED bit of snapshot flags and the fund's FundNavFeed `paused()`.
-    ///         The NAV engine keeps publishing and every update keeps the flag; withdrawals
-    ///         are not priced while it is set. Other flows are stopped by `pause()` only.
+    ///         FLAG_PAUSED bit of snapshot flags and the fund's FundNavFeed `paused()`; the
+    ///         feed freezes at the last NAV before the pause (answer and updatedAt), so a
+    ///         consumer that checks only staleness stops using it too. The NAV engine keeps
+    ///         publishing and every update keeps the flag; withdrawals are not priced while it
+    ///         is set. Other flows are stopped by `pause()` only.
     /// @dev Idempotent: setting the current state again rewrites nothing and emits the event
     ///      again, so a guardian and the engine can both pull it without one of them failing.
     /// @param fundId The fund.
@@ -329,20 +394,38 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         if (!hasRole(GUARDIAN_ROLE, msg.sender) && !hasRole(NAV_ENGINE_ROLE, msg.sender)) {
             revert NotGuardianOrEngine(msg.sender);
         }
-        NavSlot storage slot = _nav[fundId];
-        uint16 flags = slot.flags;
+        NavSlot memory s = _loadNav(fundId);
+        uint16 flags = s.flags;
         if (flags & _EXISTS == 0) revert UnknownFund(fundId);
         uint16 updated = paused ? flags | FLAG_PAUSED : flags & ~FLAG_PAUSED;
-        if (updated != flags) slot.flags = updated;
+        if (updated != flags) {
+            if (paused) {
+                _frozen[fundId] = Frozen({
+                    navPerShare: uint128(_perShare(s.nav, _navShares(fundId, flags))), asOf: s.asOf, round: s.round
+                });
+            }
+            _setFlags(fundId, updated);
+        }
         emit FundPaused(fundId, paused, reason);
     }
 
     // ------------------------------------------------------------------ NAV publication
 
-    /// @notice Publishes the NAV of one fund and records it in the hub (its `NAVRecorded`
-    ///         event is the update's log).
+    /// @notice The seed's call: publishes `nav` as of this block's time, not estimated, and
+    ///         records it with the seed's `hub.recordNAV`. Same checks and events as the
+    ///         four-argument form; the NAV is taken to be over the fund's current share supply
+    ///         (the batch form checks that, see `updateNAVBatch`).
     /// @param fundId The fund.
     /// @param nav NAV in USD with 18 decimals.
+    function updateNAV(uint256 fundId, uint256 nav) external onlyRole(NAV_ENGINE_ROLE) {
+        IAnalyticsHub.NavRecord memory unused;
+        _applyNav(fundId, nav, uint48(block.timestamp), 0, _funds[fundId].totalShares, unused);
+        hub.recordNAV(fundId, nav, block.timestamp);
+    }
+
+    /// @notice Publishes the NAV of one fund and records it in the hub.
+    /// @param fundId The fund.
+    /// @param nav NAV in USD with 18 decimals, over the fund's current share supply.
     /// @param asOf Time the NAV was computed for; newer than the last one, not in the future.
     /// @param flags FLAG_ESTIMATED when a cached price was used (anything else: UnknownFlags).
     ///        The fund's FLAG_PAUSED is kept as it is: the engine publishes while paused.
@@ -350,64 +433,122 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         external
         onlyRole(NAV_ENGINE_ROLE)
     {
-        _applyNav(fundId, nav, asOf, flags);
-        hub.recordNAV(fundId, nav, asOf);
+        IAnalyticsHub.NavRecord[] memory records = new IAnalyticsHub.NavRecord[](1);
+        _applyNav(fundId, nav, asOf, flags, _funds[fundId].totalShares, records[0]);
+        hub.recordNAVs(records);
     }
 
-    /// @notice Publishes the NAVs of many funds in one transaction and records them in the hub
-    ///         with one event for the whole batch.
-    /// @param updates One word per fund, packed as `packNavUpdate` does (fund id, asOf,
-    ///        flags, NAV); the same checks as `updateNAV` apply to each.
-    /// @dev All or nothing: one bad entry reverts the batch with that entry's error. The hub
-    ///      gets the words as they came: re-encoding them as records would cost more than
-    ///      every other step of the loop.
+    /// @notice Publishes the NAVs of many funds in one transaction; each accepted one emits
+    ///         `NAVUpdated` and is recorded in the hub, exactly as a single update is.
+    /// @param updates One word per fund, packed as `packNavUpdate` does (fund id, share
+    ///        version, asOf, flags, NAV); the same checks as `updateNAV` apply to each.
+    /// @dev A bad entry reverts the batch with that entry's error. An entry whose share version
+    ///      is not the fund's (a deposit or a priced withdrawal landed after the engine read the
+    ///      fund) is skipped with `NAVSkipped` instead: the rest of the batch is still right.
     function updateNAVBatch(uint256[] calldata updates) external onlyRole(NAV_ENGINE_ROLE) {
         uint256 n = updates.length;
+        IAnalyticsHub.NavRecord[] memory records = new IAnalyticsHub.NavRecord[](n);
+        uint256 accepted;
         for (uint256 i; i < n; ++i) {
             uint256 w = updates[i];
+            uint256 fundId = w >> _FUND_SHIFT;
+            Fund storage f = _funds[fundId];
+            (uint256 shares, uint256 version) = (f.totalShares, f.shareVersion);
+            // The word carries the version's low 32 bits: 4e9 share changes between a read and
+            // its NAV's inclusion cannot happen.
+            uint32 expected = uint32(w >> _VERSION_SHIFT);
+            if (expected != uint32(version)) {
+                _requireFund(fundId);
+                emit NAVSkipped(fundId, expected, version);
+                continue;
+            }
             // Each field is masked by its cast; a NAV is at most 128 bits by construction.
-            _applyNav(w >> _FUND_SHIFT, uint128(w), uint48(w >> _ASOF_SHIFT), uint16(w >> _FLAGS_SHIFT));
+            _applyNav(
+                fundId, uint128(w), uint48(w >> _ASOF_SHIFT), uint16(w >> _FLAGS_SHIFT), shares, records[accepted++]
+            );
         }
-        hub.recordNAVBatch(updates);
+        if (accepted != 0) {
+            assembly ("memory-safe") {
+                mstore(records, accepted) // drop the skipped entries' empty tail
+            }
+            hub.recordNAVs(records);
+        }
     }
 
-    /// @notice The word `updateNAVBatch` expects for one fund.
+    /// @notice The word `updateNAVBatch` expects for one fund. Bits 0-127: the NAV; 128-143:
+    ///         flags; 144-191: asOf; 192-223: the low 32 bits of `shareVersion`, the fund's
+    ///         share version when its holdings were read (`getFundSnapshots`); 224-255: the
+    ///         fund id.
     /// @dev Reverts FundIdOutOfRange / NavOutOfRange rather than truncate.
-    function packNavUpdate(uint256 fundId, uint256 nav, uint48 asOf, uint16 flags) external pure returns (uint256) {
-        if (fundId > type(uint64).max) revert FundIdOutOfRange(fundId);
+    function packNavUpdate(uint256 fundId, uint256 nav, uint48 asOf, uint16 flags, uint256 shareVersion)
+        external
+        pure
+        returns (uint256)
+    {
+        if (fundId > type(uint32).max) revert FundIdOutOfRange(fundId);
         if (nav > type(uint128).max) revert NavOutOfRange(fundId, nav);
-        return fundId << _FUND_SHIFT | uint256(asOf) << _ASOF_SHIFT | uint256(flags) << _FLAGS_SHIFT | nav;
+        return fundId << _FUND_SHIFT | uint256(uint32(shareVersion)) << _VERSION_SHIFT | uint256(asOf) << _ASOF_SHIFT
+            | uint256(flags) << _FLAGS_SHIFT | nav;
     }
 
-    function _applyNav(uint256 fundId, uint256 nav, uint48 asOf, uint16 flags) private {
-        NavSlot memory last = _nav[fundId];
+    /// @dev Checks and stores one NAV over `shares`, moves the per-share mark, emits the seed's
+    ///      events and fills `r`, the hub's record (allocated once by the caller).
+    function _applyNav(
+        uint256 fundId,
+        uint256 nav,
+        uint48 asOf,
+        uint16 flags,
+        uint256 shares,
+        IAnalyticsHub.NavRecord memory r
+    ) private {
+        NavSlot memory last = _loadNav(fundId);
         uint16 lastFlags = last.flags;
         if (lastFlags & _EXISTS == 0) revert UnknownFund(fundId);
         if (flags & ~_PUBLIC_FLAGS != 0) revert UnknownFlags(fundId, flags);
         if (nav > type(uint128).max) revert NavOutOfRange(fundId, nav);
         if (asOf <= last.asOf) revert StaleAsOf(fundId, asOf, last.asOf);
         if (asOf > block.timestamp) revert FutureAsOf(fundId, asOf, block.timestamp);
-        uint16 peak; // _AT_PEAK when this NAV is the mark
-        if (lastFlags & _AT_PEAK != 0) {
-            if (nav >= last.nav) {
-                peak = _AT_PEAK;
-                if (nav > last.nav) emit HighWaterMarkUpdated(fundId, nav);
-            } else {
-                // Leaving the peak: the mark, implied by the slot so far, is stored now.
-                _highWaterMark[fundId] = last.nav;
+        uint256 perShare = _perShare(nav, shares);
+        if (perShare > type(uint128).max) revert NavPerShareOutOfRange(fundId, perShare);
+        uint16 peak; // _AT_PEAK when this NAV per share is the mark
+        if (shares != 0) {
+            // Without shares there is no NAV per share, and no mark moves.
+            uint256 lastPerShare = _perShare(last.nav, _navShares(fundId, lastFlags, shares));
+            if (lastFlags & _AT_PEAK != 0) {
+                if (perShare >= lastPerShare) {
+                    peak = _AT_PEAK;
+                    if (perShare > lastPerShare) emit HighWaterMarkUpdated(fundId, perShare);
+                } else {
+                    // Leaving the peak: the mark, implied by the slot so far, is stored now.
+                    _marks[fundId].highWaterMark = uint128(lastPerShare);
+                }
+            } else if (perShare > lastPerShare) {
+                // Below the mark a fall or a flat NAV per share cannot reach it: only a rise
+                // reads it.
+                uint256 mark = _marks[fundId].highWaterMark;
+                if (perShare >= mark) {
+                    peak = _AT_PEAK;
+                    if (perShare > mark) emit HighWaterMarkUpdated(fundId, perShare);
+                }
             }
-        } else if (nav > last.nav) {
-            // Below the mark a fall or a flat NAV cannot reach it: only a rise reads it.
-            uint256 mark = _highWaterMark[fundId];
-            if (nav >= mark) {
-                peak = _AT_PEAK;
-                if (nav > mark) emit HighWaterMarkUpdated(fundId, nav);
-            }
+        } else if (lastFlags & _AT_PEAK != 0) {
+            // A NAV without shares has no NAV per share, but it ends the peak the slot implied:
+            // the mark is stored before the slot stops implying it.
+            _marks[fundId].highWaterMark = uint128(_perShare(last.nav, _navShares(fundId, lastFlags, shares)));
         }
-        // Existence and pause are carried over from the slot read above: no extra SLOAD.
-        _nav[fundId] = NavSlot({
-            nav: uint128(nav), asOf: asOf, round: last.round + 1, flags: flags | (lastFlags & _STICKY_FLAGS) | peak
-        });
+        uint64 round = last.round + 1;
+        // Existence and pause are carried over from the slot read above: no extra SLOAD. The
+        // new NAV is over today's supply, so no saved supply applies to it.
+        uint16 stored = flags | (lastFlags & _STICKY_FLAGS) | peak;
+        _navWords[fundId] =
+            nav | uint256(asOf) << _SLOT_ASOF | uint256(round) << _SLOT_ROUND | uint256(stored) << _SLOT_FLAGS;
+        emit NAVUpdated(fundId, last.nav, nav, asOf);
+        r.fundId = fundId;
+        r.round = round;
+        r.nav = nav;
+        r.navPerShare = perShare;
+        r.asOf = asOf;
+        r.flags = stored & _VISIBLE_FLAGS;
     }
 
     // ------------------------------------------------------------------ fund activity
@@ -423,6 +564,7 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         if (amount == 0) revert ZeroAmount();
         IERC20(asset).safeTransferFrom(msg.sender, address(this), amount);
         _credit(fundId, asset, amount);
+        _beforeSharesChange(fundId, f);
         f.totalShares = _u128(f.totalShares + shares);
         _shares[fundId][receiver] += shares;
         emit Deposited(fundId, asset, amount, receiver, shares, _bump(f));
@@ -509,19 +651,24 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         emit WithdrawalRequested(fundId, requestId, msg.sender, shares, claimableAt, f.activity);
     }
 
-    /// @notice Prices a queued withdrawal at the fund's current NAV per share, once the delay
-    ///         has passed and a NAV as of that time or later has been published. Anyone may
-    ///         call it. The shares are burnt and the USD owed becomes a pending withdrawal.
-    /// @dev Rounds the USD owed down, in favour of the investors who stay.
+    /// @notice Prices a queued withdrawal at the fund's NAV per share, once the delay has
+    ///         passed and a NAV as of that time or later has been published. Anyone may call
+    ///         it. The shares are burnt and the USD owed becomes a pending withdrawal.
+    /// @dev The USD owed is NAV × shares / the supply that NAV was published at, so two
+    ///      withdrawals priced at one NAV get the same price per share. Rounded down, in
+    ///      favour of the investors who stay.
     function priceWithdrawal(uint256 fundId, uint256 requestId) external whenNotPaused returns (uint256 usd) {
         Fund storage f = _fund(fundId);
         WithdrawalRequest storage r = _request(fundId, requestId);
         if (r.status != WithdrawalStatus.Queued) revert WrongWithdrawalStatus(fundId, requestId, r.status);
         if (block.timestamp < r.claimableAt) revert WithdrawalNotClaimable(fundId, requestId, r.claimableAt);
-        NavSlot memory s = _nav[fundId];
+        NavSlot memory s = _loadNav(fundId);
         if (s.flags & FLAG_PAUSED != 0) revert FundIsPaused(fundId);
         if (s.asOf < r.claimableAt) revert WithdrawalAwaitsNav(fundId, requestId, r.claimableAt, s.asOf);
-        usd = (uint256(s.nav) * r.shares) / f.totalShares;
+        _beforeSharesChange(fundId, f);
+        uint256 navShares = _marks[fundId].navShares;
+        if (navShares == 0) revert NoSharesAtNav(fundId, s.round);
+        usd = (uint256(s.nav) * r.shares) / navShares;
         r.status = WithdrawalStatus.Priced;
         r.usd = uint128(usd);
         f.totalShares -= r.shares;
@@ -596,44 +743,67 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     }
 
     /// @notice The fund's NAV state: NAV, as-of time, round, flags (FLAG_ESTIMATED,
-    ///         FLAG_PAUSED), estimated, high-water mark, total shares, NAV per share, paused.
+    ///         FLAG_PAUSED), estimated, per-share high-water mark, total shares, NAV per share
+    ///         (over the supply the NAV was published at), paused, and that supply.
     function navState(uint256 fundId) public view returns (NavView memory v) {
-        NavSlot memory s = _nav[fundId];
+        NavSlot memory s = _loadNav(fundId);
         if (s.flags & _EXISTS == 0) revert UnknownFund(fundId);
-        uint256 shares = _funds[fundId].totalShares;
+        uint256 navShares = _navShares(fundId, s.flags);
         v.nav = s.nav;
         v.asOf = s.asOf;
         v.round = s.round;
         v.flags = s.flags & _VISIBLE_FLAGS;
         v.estimated = s.flags & FLAG_ESTIMATED != 0;
-        v.highWaterMark = _markOf(fundId, s);
-        v.totalShares = shares;
-        v.navPerShare = _perShare(s.nav, shares);
+        v.highWaterMark = _markOf(fundId, s, navShares);
+        v.totalShares = _funds[fundId].totalShares;
+        v.navPerShare = _perShare(s.nav, navShares);
         v.paused = s.flags & FLAG_PAUSED != 0;
+        v.navShares = navShares;
     }
 
     /// @inheritdoc IFundNavSource
-    /// @dev Two storage reads (NAV slot, share supply): what a per-fund price feed needs.
     function navPerShareState(uint256 fundId)
+        external
+        view
+        returns (uint256 navPerShare, uint256 asOf, uint256 round, uint256 flags, bool paused)
+    {
+        NavSlot memory s = _loadNav(fundId);
+        if (s.flags & _EXISTS == 0) revert UnknownFund(fundId);
+        return (
+            _perShare(s.nav, _navShares(fundId, s.flags)),
+            s.asOf,
+            s.round,
+            s.flags & _VISIBLE_FLAGS,
+            s.flags & FLAG_PAUSED != 0
+        );
+    }
+
+    /// @inheritdoc IFundNavSource
+    /// @dev Two storage reads (NAV slot, then the share supply or the frozen round).
+    function feedData(uint256 fundId)
         external
         view
         returns (uint256 navPerShare, uint256 asOf, uint256 round, bool paused)
     {
-        NavSlot memory s = _nav[fundId];
+        NavSlot memory s = _loadNav(fundId);
         if (s.flags & _EXISTS == 0) revert UnknownFund(fundId);
-        return (_perShare(s.nav, _funds[fundId].totalShares), s.asOf, s.round, s.flags & FLAG_PAUSED != 0);
+        if (s.flags & FLAG_PAUSED != 0) {
+            Frozen memory z = _frozen[fundId];
+            return (z.navPerShare, z.asOf, z.round, true);
+        }
+        return (_perShare(s.nav, _navShares(fundId, s.flags)), s.asOf, s.round, false);
     }
 
     /// @inheritdoc IFundNavSource
     function isPaused(uint256 fundId) external view returns (bool) {
-        uint16 flags = _nav[fundId].flags;
+        uint16 flags = _flagsOf(fundId);
         if (flags & _EXISTS == 0) revert UnknownFund(fundId);
         return flags & FLAG_PAUSED != 0;
     }
 
     /// @inheritdoc IFundNavSource
     function latestNAV(uint256 fundId) external view returns (uint256 nav, uint256 asOf, uint256 round) {
-        NavSlot memory s = _nav[fundId];
+        NavSlot memory s = _loadNav(fundId);
         if (s.flags & _EXISTS == 0) revert UnknownFund(fundId);
         return (s.nav, s.asOf, s.round);
     }
@@ -650,7 +820,7 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
 
     function _snapshot(uint256 fundId) private view returns (FundSnapshot memory s) {
         Fund storage f = _fund(fundId);
-        NavSlot memory n = _nav[fundId];
+        NavSlot memory n = _loadNav(fundId);
         s.fundId = fundId;
         s.manager = f.manager;
         (s.assets, s.amounts) = getAllHoldings(fundId);
@@ -668,12 +838,55 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         s.asOf = n.asOf;
         s.round = n.round;
         s.flags = n.flags & _VISIBLE_FLAGS;
-        s.highWaterMark = _markOf(fundId, n);
+        s.navShares = _navShares(fundId, n.flags);
+        s.navPerShare = _perShare(n.nav, s.navShares);
+        s.highWaterMark = _markOf(fundId, n, s.navShares);
+        s.shareVersion = f.shareVersion;
     }
 
-    /// @dev The high-water mark: the slot's NAV while it is the peak, else the stored mark.
-    function _markOf(uint256 fundId, NavSlot memory n) private view returns (uint256) {
-        return n.flags & _AT_PEAK != 0 ? n.nav : _highWaterMark[fundId];
+    function _loadNav(uint256 fundId) private view returns (NavSlot memory s) {
+        uint256 w = _navWords[fundId];
+        s.nav = uint128(w);
+        s.asOf = uint48(w >> _SLOT_ASOF);
+        s.round = uint64(w >> _SLOT_ROUND);
+        s.flags = uint16(w >> _SLOT_FLAGS);
+    }
+
+    function _flagsOf(uint256 fundId) private view returns (uint16) {
+        return uint16(_navWords[fundId] >> _SLOT_FLAGS);
+    }
+
+    function _setFlags(uint256 fundId, uint16 flags) private {
+        uint256 w = _navWords[fundId];
+        _navWords[fundId] = (w & ~(uint256(type(uint16).max) << _SLOT_FLAGS)) | uint256(flags) << _SLOT_FLAGS;
+    }
+
+    /// @dev The per-share high-water mark: the slot's NAV per share while it is the peak, else
+    ///      the stored mark.
+    function _markOf(uint256 fundId, NavSlot memory n, uint256 navShares) private view returns (uint256) {
+        return n.flags & _AT_PEAK != 0 ? _perShare(n.nav, navShares) : _marks[fundId].highWaterMark;
+    }
+
+    /// @dev The share supply the slot's NAV was published at.
+    function _navShares(uint256 fundId, uint16 flags) private view returns (uint256) {
+        return _navShares(fundId, flags, _funds[fundId].totalShares);
+    }
+
+    /// @dev The same, with today's supply already read.
+    function _navShares(uint256 fundId, uint16 flags, uint256 totalShares) private view returns (uint256) {
+        return flags & _SHARES_SAVED != 0 ? _marks[fundId].navShares : totalShares;
+    }
+
+    /// @dev Called before every change of the share supply: the first one since the latest NAV
+    ///      saves the supply that NAV is over (so its NAV per share stays what it was), and
+    ///      every one bumps the share version (so a NAV computed before it is skipped).
+    function _beforeSharesChange(uint256 fundId, Fund storage f) private {
+        uint16 flags = _flagsOf(fundId);
+        if (flags & _SHARES_SAVED == 0) {
+            _marks[fundId].navShares = f.totalShares;
+            _setFlags(fundId, flags | _SHARES_SAVED);
+        }
+        ++f.shareVersion;
     }
 
     /// @dev NAV per share with 18 decimals, rounded down; 0 while there are no shares.
@@ -686,7 +899,7 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     }
 
     function _requireFund(uint256 fundId) private view {
-        if (_nav[fundId].flags & _EXISTS == 0) revert UnknownFund(fundId);
+        if (_flagsOf(fundId) & _EXISTS == 0) revert UnknownFund(fundId);
     }
 
     function _fund(uint256 fundId) private view returns (Fund storage) {

@@ -45,7 +45,7 @@ SETTINGS: dict[str, Any] = {
     "viaIR": False,
     "evmVersion": "cancun",
 }
-OUTPUTS = ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"]
+OUTPUTS = ["abi", "devdoc", "userdoc", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"]
 
 
 class CompileError(Exception):
@@ -204,6 +204,10 @@ def build_artifacts(output: dict[str, Any], sources: dict[str, str], pinned: str
                 "contractName": name,
                 "sourceName": unit,
                 "abi": contract["abi"],
+                # NatSpec, where integrators look: what each call, event, error and packed
+                # encoding means (userdoc: @notice; devdoc: @dev, @param, @return).
+                "devdoc": contract["devdoc"],
+                "userdoc": contract["userdoc"],
                 "bytecode": "0x" + contract["evm"]["bytecode"]["object"],
                 "deployedBytecode": "0x" + contract["evm"]["deployedBytecode"]["object"],
                 "compiler": {"name": "solc", "version": version, "settings": SETTINGS},

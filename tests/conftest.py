@@ -79,11 +79,10 @@ def _deploy_core(w3: Web3, tester: EthereumTester) -> Local:
         )
 
     vault_address = create_address(admin, w3.eth.get_transaction_count(admin) + 1)
-    hub = deploy("AnalyticsHub", admin, vault_address)
+    hub = deploy("AnalyticsHub", vault_address)
     vault = deploy("FundVault", admin, hub.address, 3600)
     router = deploy("PriceOracleRouter", admin, 1000, 50)
-    for c in (vault, hub):
-        c.functions.grantRole(NAV_ENGINE_ROLE, engine).transact({"from": admin})
+    vault.functions.grantRole(NAV_ENGINE_ROLE, engine).transact({"from": admin})
     return Local(w3, tester, admin, engine, manager, investor, outsider, vault, hub, router)
 
 

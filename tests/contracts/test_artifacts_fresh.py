@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from publisher.artifacts import (
+    ARTIFACTS_DIR,
     REPO_ROOT,
     ArtifactError,
     collect_sources,
@@ -158,3 +160,28 @@ def test_load_artifact_errors_name_the_file_and_the_fix(tmp_path: Path):
         ArtifactError, match=r"Bad\.json is malformed: 'abi' is not a list.*scripts/compile\.py"
     ):
         load_artifact("Bad", tmp_path)
+
+
+def test_artifacts_carry_natspec_where_integrators_look():
+    """The events an indexer filters, the feed's semantics and the batch word's layout are in
+    the artifacts' userdoc / devdoc, not only in the Solidity sources."""
+    def doc(name: str) -> dict:
+        # NatSpec keeps the source's line breaks as runs of spaces: fold them.
+        return json.loads(re.sub(r" {2,}", " ", (ARTIFACTS_DIR / f"{name}.json").read_text(encoding="utf-8")))
+
+    vault = doc("FundVault")
+    events = vault["userdoc"]["events"]
+    assert "seed's event" in events["NAVUpdated(uint256,uint256,uint256,uint256)"]["notice"]
+    assert "per share" in events["HighWaterMarkUpdated(uint256,uint256)"]["notice"]
+    assert "share version" in events["NAVSkipped(uint256,uint256,uint256)"]["notice"]
+    layout = vault["userdoc"]["methods"]["packNavUpdate(uint256,uint256,uint48,uint16,uint256)"]["notice"]
+    assert all(bits in layout for bits in ("0-127", "128-143", "144-191", "192-223", "224-255"))
+    hub = doc("AnalyticsHub")
+    record = hub["userdoc"]["events"]["NAVRecorded(uint256,uint256,uint256,uint256,uint256,uint256)"]
+    assert "round" in record["notice"] and "estimated" in record["notice"]
+    feed = doc("FundNavFeed")
+    notice = feed["userdoc"]["notice"]
+    assert "8 by default" in notice and "frozen" in notice and "zeros" in notice
+    for artifact in sorted(ARTIFACTS_DIR.glob("*.json")):
+        data = json.loads(artifact.read_text(encoding="utf-8"))
+        assert "devdoc" in data and "userdoc" in data, artifact.name

@@ -135,11 +135,27 @@ def test_nav_updates_keep_the_pause_and_replace_only_the_estimated_flag(local: L
     )
     assert flags_everywhere(local, fid) == (FLAG_PAUSED, True, True, FLAG_PAUSED, True)
 
+    local.travel(1)
+    local.vault.get_function_by_signature("updateNAV(uint256,uint256)")(fid, 103 * USD + 1).transact(
+        {"from": local.engine}
+    )  # the seed form too
+    assert flags_everywhere(local, fid) == (FLAG_PAUSED, True, True, FLAG_PAUSED, True)
+
     set_paused(local, fid, False, local.engine)
     t = local.travel(10)
     publish(local, fid, 104 * USD, t)
     assert flags_everywhere(local, fid) == (0, False, False, 0, False)
-    assert nav_state(local, fid)[:3] == (104 * USD, t, 5)
+    assert nav_state(local, fid)[:3] == (104 * USD, t, 6)
+    # The hub recorded each NAV with the flags it was accepted under, pause included.
+    logs = local.hub.events.NAVRecorded().get_logs(from_block=0, argument_filters={"fundId": fid})
+    assert [(e["args"]["round"], e["args"]["flags"]) for e in logs] == [
+        (1, 1),
+        (2, 2),
+        (3, 3),
+        (4, 2),
+        (5, 2),
+        (6, 0),
+    ]
 
 
 def test_the_engine_cannot_set_or_clear_the_pause_through_update_nav(local: Local) -> None:
@@ -177,8 +193,9 @@ def test_a_paused_fund_prices_no_withdrawal_but_keeps_its_other_flows(local: Loc
 
     set_paused(local, fid, False, local.engine, "review done")
     v.priceWithdrawal(fid, 0).transact({"from": local.outsider})
-    # 100 of the 1,010 shares now issued, at the $1,000 NAV
-    assert v.getPendingWithdrawals(fid).call() == 1_000 * USD * 100 * USD // (1_010 * USD)
+    # 100 shares at the $1,000 NAV over the 1,000 shares it was published at: the 10 issued
+    # since do not dilute the price.
+    assert v.getPendingWithdrawals(fid).call() == 100 * USD
 
 
 def test_the_vault_wide_pause_does_not_stop_the_ripcord(local: Local) -> None:
@@ -191,14 +208,61 @@ def test_the_vault_wide_pause_does_not_stop_the_ripcord(local: Local) -> None:
 
 def test_nav_per_share_state_is_what_nav_state_says(local: Local) -> None:
     fid = make_fund(local)
-    assert local.vault.functions.navPerShareState(fid).call() == [0, 0, 0, False]
+    assert local.vault.functions.navPerShareState(fid).call() == [0, 0, 0, 0, False]
     usdc = token(local, "USDC", 6)
     local.vault.functions.deposit(fid, usdc.address, 3, 3 * USD, local.investor).transact(
         {"from": local.manager}
     )
     t = local.now()
-    publish(local, fid, 10 * USD, t)
+    publish(local, fid, 10 * USD, t, FLAG_ESTIMATED)
     set_paused(local, fid, True, local.engine)
     state = nav_state(local, fid)
-    assert local.vault.functions.navPerShareState(fid).call() == [state[7], t, 1, True]
+    assert local.vault.functions.navPerShareState(fid).call() == [state[7], t, 1, 3, True]
     assert state[7] == 10 * USD // 3
+
+
+def feed_data(c: Local, fund_id: int) -> tuple[int, int, int, bool]:
+    return tuple(c.vault.functions.feedData(fund_id).call())  # type: ignore[return-value]
+
+
+def test_a_pause_freezes_the_feed_at_the_last_nav_before_it(local: Local) -> None:
+    fid = make_fund(local)
+    usdc = token(local, "USDC", 6)
+    v = local.vault.functions
+    v.deposit(fid, usdc.address, 1, 4 * USD, local.investor).transact({"from": local.manager})
+    t1 = local.now()
+    publish(local, fid, 10 * USD, t1)
+    assert feed_data(local, fid) == (10 * USD // 4, t1, 1, False)  # live
+
+    set_paused(local, fid, True, local.engine, "NAV under review")
+    frozen = (10 * USD // 4, t1, 1, True)
+    assert feed_data(local, fid) == frozen
+    # The engine keeps publishing and flows go on; the vault's state moves, the feed does not.
+    t2 = local.travel(10)
+    publish(local, fid, 20 * USD, t2)
+    v.deposit(fid, usdc.address, 1, 4 * USD, local.investor).transact({"from": local.manager})
+    t3 = local.travel(10)
+    local.vault.functions.updateNAVBatch([pack_nav_update(fid, 24 * USD, t3, 0, 2)]).transact(
+        {"from": local.engine}
+    )
+    assert nav_state(local, fid)[:3] == (24 * USD, t3, 3)
+    assert local.vault.functions.navPerShareState(fid).call() == [3 * USD, t3, 3, FLAG_PAUSED, True]
+    assert feed_data(local, fid) == frozen
+    set_paused(local, fid, True, local.engine, "pulled again")  # no second freeze at the later NAV
+    assert feed_data(local, fid) == frozen
+
+    set_paused(local, fid, False, local.engine, "review done")
+    assert feed_data(local, fid) == (3 * USD, t3, 3, False)  # live again, at the latest NAV
+    # A new pause freezes at the NAV then latest, per share over the supply it was published at.
+    v.deposit(fid, usdc.address, 1, 8 * USD, local.investor).transact({"from": local.manager})
+    set_paused(local, fid, True, local.engine)
+    assert feed_data(local, fid) == (3 * USD, t3, 3, True)
+
+
+def test_a_pause_before_the_first_nav_freezes_no_data(local: Local) -> None:
+    fid = make_fund(local)
+    set_paused(local, fid, True, local.engine)
+    publish(local, fid, 10 * USD)
+    assert feed_data(local, fid) == (0, 0, 0, True)
+    with reverts("UnknownFund", 0):
+        local.vault.functions.feedData(0).call()

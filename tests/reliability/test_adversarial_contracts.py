@@ -3,7 +3,7 @@ AnalyticsHub and PriceOracleRouter refuses each account not entitled to it, with
 that names the caller — the list is read from abi/, so a function added later is checked the day
 it is compiled — while the entitled account's identical call goes through (so the refusal is
 about who calls, not what is passed); replayed and re-dated signed publications; NAVs outside the
-vault's range."""
+vault's range; a hub that records only what its vault accepted."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from publisher.artifacts import load_artifact
 from publisher.deploy import NAV_ENGINE_ROLE
 from publisher.publish import pack_nav_update
 from tests.conftest import Local, reverts
+from tests.contracts.test_analytics_hub import give_ether
 
 USD = 10**18
 ADMIN_ROLE = b"\x00" * 32
@@ -30,10 +31,13 @@ GUARDIAN_ROLE = keccak(text="GUARDIAN_ROLE")
 # to be an admin function: a new one is checked as such the day it appears in abi/, and one
 # meant for somebody else fails this test until it is classified here.
 ENGINE_ONLY = {
-    ("FundVault", "updateNAV"),
+    ("FundVault", "updateNAV"),  # both overloads
     ("FundVault", "updateNAVBatch"),
+}
+# The hub records only for its vault, which calls it in the transaction that accepts a NAV.
+VAULT_ONLY = {
     ("AnalyticsHub", "recordNAV"),
-    ("AnalyticsHub", "recordNAVBatch"),
+    ("AnalyticsHub", "recordNAVs"),
 }
 MANAGER_ONLY = {
     ("FundVault", f)
@@ -44,7 +48,7 @@ GUARDIAN_OR_ENGINE = {("FundVault", "setFundPaused")}
 OPEN = {
     ("FundVault", "requestWithdrawal"),  # any holder, of their own shares
     ("FundVault", "priceWithdrawal"),  # anyone, once claimable and a later NAV exists
-    *((c, "renounceRole") for c in ("FundVault", "AnalyticsHub", "PriceOracleRouter")),  # one's own roles
+    *((c, "renounceRole") for c in ("FundVault", "PriceOracleRouter")),  # one's own roles
 }
 CONTRACTS = ("FundVault", "AnalyticsHub", "PriceOracleRouter")
 
@@ -95,28 +99,57 @@ def world(local: Local) -> World:
     v.borrow(fund, usdc.address, 100 * 10**6, 100 * USD).transact(m)
     v.requestWithdrawal(fund, 10 * USD).transact({"from": c.investor})
     c.travel(3_601)
-    v.updateNAV(fund, 1_000 * USD, c.now(), 0).transact({"from": c.engine})
+    update_nav(c, fund, 1_000 * USD, c.now()).transact({"from": c.engine})
     v.priceWithdrawal(fund, 0).transact({"from": c.outsider})
     v.requestWithdrawal(fund, 10 * USD).transact({"from": c.investor})
     feed = c.deploy("MockV3Aggregator", 8, 10**8)
+    give_ether(c, c.vault.address)  # so that an eth_call may come from the vault (the hub's caller)
     c.travel(60)
     return World(c, guardian, fund, usdc, gold, feed, queued=1)
+
+
+def update_nav(c: Local, fund_id: int, nav: int, as_of: int, flags: int = 0) -> Any:
+    """The four-argument updateNAV (the two-argument seed form is its overload)."""
+    return c.vault.get_function_by_signature("updateNAV(uint256,uint256,uint48,uint16)")(
+        fund_id, nav, as_of, flags
+    )
+
+
+def share_version(c: Local, fund_id: int) -> int:
+    (snap,) = c.vault.functions.getFundSnapshots([fund_id]).call()
+    return snap[-1]
+
+
+def abi_type(i: dict[str, Any]) -> str:
+    """The canonical type of an ABI input (a struct as its tuple of component types)."""
+    if i["type"].startswith("tuple"):
+        return "(" + ",".join(abi_type(c) for c in i["components"]) + ")" + i["type"][len("tuple") :]
+    return i["type"]
+
+
+def signature(fn: dict[str, Any]) -> str:
+    return f"{fn['name']}({','.join(abi_type(i) for i in fn['inputs'])})"
 
 
 def args_for(w: World, fn: dict[str, Any]) -> list[Any]:
     """Arguments an entitled caller's call would succeed with, by parameter name (type as fallback)."""
     now = w.c.now()
+    v = w.c.vault.functions
+    latest_nav, latest_as_of, latest_round = v.latestNAV(w.fund).call()
+    per_share = v.navState(w.fund).call()[7]
     by_name: dict[str, Any] = {
         "fundId": w.fund, "requestId": 0, "asset": w.usdc.address, "assetSold": w.usdc.address,
         "assetBought": w.gold.address, "amount": 1, "amountSold": 1, "amountBought": 1, "usd": 1,
         "debtUsd": 1, "shares": 1, "receiver": w.c.investor, "manager": w.c.outsider,
         "account": w.c.outsider, "role": NAV_ENGINE_ROLE, "callerConfirmation": w.c.outsider,
         "nav": 2 * USD, "asOf": now, "timestamp": now, "flags": 0,
-        "updates": [pack_nav_update(w.fund, 2 * USD, now, 0)],
-        "records": [pack_nav_update(w.fund, 2 * USD, now, 0)],
+        "updates": [pack_nav_update(w.fund, 2 * USD, now, 0, share_version(w.c, w.fund))],
+        "records": [(w.fund, latest_round, latest_nav, per_share, latest_as_of, 0)],
         "delay": 60, "paused": True, "reason": "adversarial test", "feeds": [w.feed.address],
         "maxAges": [3_600], "maxDeviationBps_": 1_000, "minConfidence_": 50,
     }  # fmt: skip
+    if fn["name"] == "recordNAV":  # the hub's seed call names the vault's latest NAV
+        by_name.update(nav=latest_nav, timestamp=latest_as_of)
     return [by_name[i["name"]] if i["name"] in by_name else by_type(w, i["type"]) for i in fn["inputs"]]
 
 
@@ -137,9 +170,9 @@ def state_changing(name: str) -> list[dict[str, Any]]:
 
 def who_may(contract: str, fn: str) -> tuple[list[str], Callable[[World, str], tuple[Any, ...]]]:
     """The entitled accounts and the error (name, args...) anyone else must get."""
+    if (contract, fn) in VAULT_ONLY:
+        return ["vault"], lambda w, caller: ("NotVault", caller, w.c.vault.address)
     if (contract, fn) in ENGINE_ONLY:
-        if contract == "AnalyticsHub":
-            return ["engine"], lambda w, caller: ("NotRecorder", caller)
         return ["engine"], lambda w, caller: ("AccessControlUnauthorizedAccount", caller, NAV_ENGINE_ROLE)
     if (contract, fn) in MANAGER_ONLY:
         return ["manager"], lambda w, caller: ("NotFundManager", w.fund, caller, w.c.manager)
@@ -177,7 +210,7 @@ def test_every_state_changing_function_refuses_whoever_is_not_entitled(
     world: World, snapshot: Callable[[], None]
 ) -> None:
     functions = [(name, fn) for name in CONTRACTS for fn in state_changing(name)]
-    assert len(functions) >= 30  # 20 + 5 + 5 today; fewer means the ABI was not read
+    assert len(functions) >= 28  # 21 + 2 + 5 today; fewer means the ABI was not read
     refused = checked = 0
     for contract_name, fn in functions:
         key = (contract_name, fn["name"])
@@ -187,7 +220,8 @@ def test_every_state_changing_function_refuses_whoever_is_not_entitled(
         prepare = PREPARE.get(key)
         if prepare is not None:
             prepare(world)
-        call = world.contract(contract_name).get_function_by_name(fn["name"])(*args_for(world, fn))
+        contract = world.contract(contract_name)
+        call = contract.get_function_by_signature(signature(fn))(*args_for(world, fn))
         before = fingerprint(world)
         for role, account in world.accounts.items():
             if role in entitled:
@@ -197,9 +231,10 @@ def test_every_state_changing_function_refuses_whoever_is_not_entitled(
                 call.transact({"from": account})
             refused += 1
         assert fingerprint(world) == before, key
-        assert not world.contract(contract_name).functions.hasRole(NAV_ENGINE_ROLE, world.c.outsider).call()
+        assert not world.c.vault.functions.hasRole(NAV_ENGINE_ROLE, world.c.outsider).call()
         for role in entitled:
-            call.call({"from": world.accounts[role]})  # the same call, entitled: goes through
+            sender = world.c.vault.address if role == "vault" else world.accounts[role]
+            call.call({"from": sender})  # the same call, entitled: goes through
         checked += 1
         snapshot()
     assert checked == len(functions) - len(OPEN)
@@ -221,7 +256,7 @@ def test_open_functions_give_an_outsider_nothing(world: World) -> None:
     last_as_of = v.navState(world.fund).call()[1]
     with reverts("WithdrawalAwaitsNav", world.fund, world.queued, claimable, last_as_of):
         v.priceWithdrawal(world.fund, world.queued).transact(out)
-    v.updateNAV(world.fund, 990 * USD, claimable, 0).transact({"from": c.engine})
+    update_nav(c, world.fund, 990 * USD, claimable).transact({"from": c.engine})
     total = v.navState(world.fund).call()[6]
     v.priceWithdrawal(world.fund, world.queued).transact(out)
     (_, priced) = v.getWithdrawalRequests(world.fund).call()
@@ -229,7 +264,7 @@ def test_open_functions_give_an_outsider_nothing(world: World) -> None:
     assert (priced[0], priced[1], priced[5]) == (owner, 2, 990 * USD * shares // total)
     assert v.sharesOf(world.fund, c.outsider).call() == 0
     # Nobody renounces a role for somebody else.
-    for contract in (c.vault, c.hub, c.router):
+    for contract in (c.vault, c.router):
         with reverts("AccessControlBadConfirmation"):
             contract.functions.renounceRole(NAV_ENGINE_ROLE, c.engine).transact(out)
     assert c.vault.functions.hasRole(NAV_ENGINE_ROLE, c.engine).call()
@@ -254,11 +289,13 @@ def test_replayed_and_redated_publications_are_refused(world: World) -> None:
     c, v = world.c, world.c.vault.functions
     key = engine_key(c)
     t1 = c.now()
-    single = signed(c, key, v.updateNAV(world.fund, 1_010 * USD, t1, 0))
+    single = signed(c, key, update_nav(c, world.fund, 1_010 * USD, t1))
     assert c.w3.eth.wait_for_transaction_receipt(c.w3.eth.send_raw_transaction(single))["status"] == 1
     c.travel(60)
     t2 = c.now()
-    batch = signed(c, key, v.updateNAVBatch([pack_nav_update(world.fund, 1_020 * USD, t2, 0)]))
+    version = share_version(c, world.fund)
+    assert version == 3  # two deposits and a priced withdrawal
+    batch = signed(c, key, v.updateNAVBatch([pack_nav_update(world.fund, 1_020 * USD, t2, 0, version)]))
     assert c.w3.eth.wait_for_transaction_receipt(c.w3.eth.send_raw_transaction(batch))["status"] == 1
     after = (tuple(v.navState(world.fund).call()), c.w3.eth.get_transaction_count(c.engine))
     assert after[0][:3] == (1_020 * USD, t2, 3)
@@ -273,12 +310,14 @@ def test_replayed_and_redated_publications_are_refused(world: World) -> None:
     # A fresh transaction (new nonce) carrying an old asOf, one from the future, a NAV over 2^128:
     # mined and reverted, nothing written; each refused with its own error.
     redated = [
-        (v.updateNAV(world.fund, 5_000 * USD, t1, 0), ("StaleAsOf", world.fund, t1, t2)),
-        (v.updateNAV(world.fund, 5_000 * USD, t2, 0), ("StaleAsOf", world.fund, t2, t2)),
-        (v.updateNAVBatch([pack_nav_update(world.fund, USD, t1, 0)]), ("StaleAsOf", world.fund, t1, t2)),
-        (v.updateNAV(world.fund, 5_000 * USD, t2 + 3_600, 0), ("FutureAsOf", world.fund, t2 + 3_600)),
-        (v.updateNAV(world.fund, 2**128, c.now(), 0), ("NavOutOfRange", world.fund, 2**128)),
-        (v.updateNAV(world.fund, 2**256 - 1, c.now(), 0), ("NavOutOfRange", world.fund, 2**256 - 1)),
+        (update_nav(c, world.fund, 5_000 * USD, t1), ("StaleAsOf", world.fund, t1, t2)),
+        (update_nav(c, world.fund, 5_000 * USD, t2), ("StaleAsOf", world.fund, t2, t2)),
+        (v.updateNAVBatch([pack_nav_update(world.fund, USD, t1, 0, version)]),
+         ("StaleAsOf", world.fund, t1, t2)),
+        (update_nav(c, world.fund, 5_000 * USD, t2 + 3_600), ("FutureAsOf", world.fund, t2 + 3_600)),
+        (update_nav(c, world.fund, 2**128, c.now()), ("NavOutOfRange", world.fund, 2**128)),
+        (update_nav(c, world.fund, 2**256 - 1, c.now()), ("NavOutOfRange", world.fund, 2**256 - 1)),
+        (seed_update(c, world.fund, 2**128), ("NavOutOfRange", world.fund, 2**128)),
     ]  # fmt: skip
     for call, (name, *expected) in redated:
         receipt = c.w3.eth.wait_for_transaction_receipt(c.w3.eth.send_raw_transaction(signed(c, key, call)))
@@ -289,22 +328,58 @@ def test_replayed_and_redated_publications_are_refused(world: World) -> None:
     assert tuple(v.navState(world.fund).call()) == after[0]
     # The largest NAV that fits is accepted: the bound is the storage, not a plausibility rule
     # (plausibility is the engine's jump guard, exercised on anvil).
-    v.updateNAV(world.fund, 2**128 - 1, c.now(), 0).transact({"from": c.engine})
+    update_nav(c, world.fund, 2**128 - 1, c.now()).transact({"from": c.engine})
     assert v.navState(world.fund).call()[0] == 2**128 - 1
 
 
-def test_direct_hub_records_out_of_range_or_re_dated_are_refused(world: World) -> None:
+def seed_update(c: Local, fund_id: int, nav: int) -> Any:
+    return c.vault.get_function_by_signature("updateNAV(uint256,uint256)")(fund_id, nav)
+
+
+def test_the_hub_records_only_what_the_vault_accepted(world: World) -> None:
+    """Direct records — out of range, re-dated, for funds the vault lacks — are refused whoever
+    sends them, the NAV engine included; the vault's own call is checked against the vault's
+    state; and the hub's whole history is the vault's NAVUpdated series, one to one."""
     c, hub = world.c, world.c.hub.functions
-    e = {"from": c.engine}
     t = c.now()
-    hub.recordNAV(77, USD, t).transact(e)
-    cases = [
-        (hub.recordNAV(77, 2 * USD, t), ("BadTimestamp", 77, t, t)),
-        (hub.recordNAV(77, 2 * USD, t + 3_600), ("BadTimestamp", 77, t + 3_600, t)),
-        (hub.recordNAV(78, 2**192, t), ("NavOutOfRange", 78, 2**192)),
-        (hub.recordNAVBatch([pack_nav_update(77, 2 * USD, t, 0)]), ("BadTimestamp", 77, t, t)),
+    nav, as_of, rnd = c.vault.functions.latestNAV(world.fund).call()
+    direct = [
+        hub.recordNAV(77, USD, t),
+        hub.recordNAV(world.fund, 2**192, t),
+        hub.recordNAV(world.fund, nav, as_of),  # even the truth, from anyone but the vault
+        hub.recordNAVs([(77, 1, USD, USD, t, 0)]),
+        hub.recordNAVs([(world.fund, rnd + 1, 2**200, 0, t + 3_600, 0xFFFF)]),
     ]
-    for call, (name, *expected) in cases:
-        with reverts(name, *expected):
-            call.transact(e)
-    assert list(c.hub.functions.latestNAV(77).call()) == [USD, t]
+    for call in direct:
+        for account in world.accounts.values():
+            with reverts("NotVault", account, c.vault.address):
+                call.transact({"from": account})
+    as_vault = {"from": c.vault.address}
+    with reverts("NotVaultState", world.fund, 2**192, t, nav, as_of):
+        hub.recordNAV(world.fund, 2**192, t).call(as_vault)
+    with reverts("UnknownFund", 77):
+        hub.recordNAV(77, USD, t).call(as_vault)
+    with reverts("UnknownFund", 77):
+        hub.latestNAV(77).call()
+    assert hub.latestNAV(world.fund).call() == [nav, as_of]
+
+    # Publish through every path, then compare the hub's log with the vault's.
+    c.travel(60)
+    update_nav(c, world.fund, 1_001 * USD, c.now()).transact({"from": c.engine})
+    c.travel(60)
+    seed_update(c, world.fund, 1_002 * USD).transact({"from": c.engine})
+    c.travel(60)
+    c.vault.functions.updateNAVBatch(
+        [pack_nav_update(world.fund, 1_003 * USD, c.now(), 1, share_version(c, world.fund))]
+    ).transact({"from": c.engine})
+    recorded = c.hub.events.NAVRecorded().get_logs(from_block=0)
+    updated = c.vault.events.NAVUpdated().get_logs(from_block=0)
+    assert len(recorded) == len(updated) == 4
+    assert [
+        (e["transactionHash"], e["args"]["fundId"], e["args"]["nav"], e["args"]["asOf"]) for e in recorded
+    ] == [
+        (e["transactionHash"], e["args"]["fundId"], e["args"]["newNAV"], e["args"]["timestamp"])
+        for e in updated
+    ]
+    assert [e["args"]["round"] for e in recorded] == [1, 2, 3, 4]
+    assert [e["args"]["flags"] for e in recorded] == [0, 0, 0, 1]

@@ -38,8 +38,7 @@ from publisher._exceptions import ChainError, ConfigError, NavPubError
 from publisher.artifacts import load_artifact
 from publisher.chain import DecodedRevert, _error_table, decode_revert
 from publisher.config import ENV_PREFIX, Settings, load_settings
-from publisher.navlog import unpack_nav_update
-from publisher.publish import pack_nav_update
+from publisher.publish import pack_nav_update, unpack_nav_update
 from publisher.snapshot import ChainSnapshot, read_snapshot
 from publisher.sources.http import (
     MAX_PRICE_BODY_BYTES,
@@ -364,7 +363,9 @@ def test_commands_with_any_settings_exit_cleanly(
 VAULT = to_checksum_address("0x" + "11" * 20)
 FUND_COUNT = function_signature_to_4byte_selector("fundCount()")
 SNAPSHOTS = function_signature_to_4byte_selector("getFundSnapshots(uint256[])")
-ROW_TYPE = "(uint256,address,address[],uint8[],uint256[],uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256)"  # noqa: E501
+# (fundId, manager, assets, decimals, amounts, then 14 uint256: pendingFees ... highWaterMark,
+# navShares, navPerShare, shareVersion)
+ROW_TYPE = "(uint256,address,address[],uint8[],uint256[]" + ",uint256" * 14 + ")"
 
 
 class FakeVaultNode(JSONBaseProvider):
@@ -415,7 +416,7 @@ def snapshot_rows(draw: st.DrawFn, fund_id: int) -> tuple[Any, ...]:
     n = draw(st.integers(min_value=0, max_value=4))
     # Usually consistent arrays (a correct vault), sometimes not (a buggy or hostile one).
     lengths = draw(st.just((n, n, n)) | st.tuples(*[st.integers(min_value=0, max_value=4)] * 3))
-    scalars = draw(st.lists(uint256 | small, min_size=11, max_size=11))
+    scalars = draw(st.lists(uint256 | small, min_size=14, max_size=14))
     return (
         draw(st.just(fund_id) | uint256),
         draw(addresses),
@@ -456,6 +457,7 @@ def test_snapshot_rows_decode_or_fail_clearly(answer: tuple[list[int], list[tupl
             zip([a.lower() for a in r[2]], r[3], r[4], strict=True)
         )
         assert (f.nav.nav, f.nav.as_of, f.nav.round, f.nav.flags, f.nav.high_water_mark) == r[11:16]
+        assert (f.nav.nav_shares, f.nav.nav_per_share, f.share_version) == r[16:19]
         assert (f.pending_fees, f.pending_withdrawals, f.borrowed, f.total_shares, f.queued_shares,
                 f.activity) == r[5:11]  # fmt: skip
 
@@ -475,30 +477,39 @@ def test_undecodable_snapshot_answers_are_chain_errors(data: bytes, count: int, 
 
 @fuzz(500)
 @given(
-    fund_id=st.integers(min_value=0, max_value=2**64 - 1),
+    fund_id=st.integers(min_value=0, max_value=2**32 - 1),
     nav=st.integers(min_value=0, max_value=2**128 - 1),
     as_of=st.integers(min_value=0, max_value=2**48 - 1),
     flags=st.integers(min_value=0, max_value=2**16 - 1),
+    version=st.integers(min_value=0, max_value=2**32 - 1),
+    high=st.integers(min_value=0, max_value=2**40),
     word=uint256,
 )
-def test_pack_and_unpack_are_inverse(fund_id: int, nav: int, as_of: int, flags: int, word: int) -> None:
-    packed = pack_nav_update(fund_id, nav, as_of, flags)
+def test_pack_and_unpack_are_inverse(
+    fund_id: int, nav: int, as_of: int, flags: int, version: int, high: int, word: int
+) -> None:
+    packed = pack_nav_update(fund_id, nav, as_of, flags, version)
     assert 0 <= packed < 2**256
-    assert unpack_nav_update(packed) == (fund_id, nav, as_of, flags)
-    assert pack_nav_update(*unpack_nav_update(word)) == word  # any hub word reads back exactly
+    assert unpack_nav_update(packed) == (fund_id, nav, as_of, flags, version)
+    # Bits 0-127 NAV, 128-143 flags, 144-191 asOf, 192-223 share version, 224-255 fund id.
+    assert packed == nav | flags << 128 | as_of << 144 | version << 192 | fund_id << 224
+    # Only the share version's low 32 bits travel: a larger one packs as its low bits.
+    assert pack_nav_update(fund_id, nav, as_of, flags, high << 32 | version) == packed
+    assert pack_nav_update(*unpack_nav_update(word)) == word  # any word reads back exactly
 
 
 @fuzz(300)
-@given(values=st.tuples(*[st.integers(min_value=-(2**130), max_value=2**260)] * 4))
-def test_pack_refuses_what_does_not_fit(values: tuple[int, int, int, int]) -> None:
-    fund_id, nav, as_of, flags = values
-    fits = 0 <= fund_id < 2**64 and 0 <= nav < 2**128 and 0 <= as_of < 2**48 and 0 <= flags < 2**16
+@given(values=st.tuples(*[st.integers(min_value=-(2**130), max_value=2**260)] * 5))
+def test_pack_refuses_what_does_not_fit(values: tuple[int, int, int, int, int]) -> None:
+    fund_id, nav, as_of, flags, version = values
+    fits = 0 <= fund_id < 2**32 and 0 <= nav < 2**128 and 0 <= as_of < 2**48 and 0 <= flags < 2**16
     try:
-        word = pack_nav_update(fund_id, nav, as_of, flags)
+        word = pack_nav_update(fund_id, nav, as_of, flags, version)
     except ValueError as exc:
-        assert not fits and "does not fit" in str(exc)
+        assert (not fits and "does not fit" in str(exc)) or (fits and version < 0 and "negative" in str(exc))
         return
-    assert fits and unpack_nav_update(word) == values
+    assert fits and version >= 0
+    assert unpack_nav_update(word) == (fund_id, nav, as_of, flags, version % 2**32)
 
 
 # -- revert data ---------------------------------------------------------------------------------
@@ -692,10 +703,10 @@ def test_a_state_dir_that_is_a_file_is_one_line(
 def test_snapshot_rows_that_contradict_themselves_are_chain_errors() -> None:
     """Found by the fuzzer: arrays of different lengths raised zip()'s ValueError, and an empty
     answer (an address that is not a vault) eth_abi's InsufficientDataBytes."""
-    row = (1, VAULT, [VAULT], [18, 6], [1], *[0] * 11)
+    row = (1, VAULT, [VAULT], [18, 6], [1], *[0] * 14)
     with pytest.raises(ChainError, match="1 assets but 2 decimals and 1 amounts"):
         snapshot_of(1, abi_encode([f"{ROW_TYPE}[]"], [[row]]), [1])
     with pytest.raises(ChainError, match="answered fund 2 where 1 was asked"):
-        snapshot_of(1, abi_encode([f"{ROW_TYPE}[]"], [[(2, *row[1:2], [], [], [], *[0] * 11)]]), [1])
+        snapshot_of(1, abi_encode([f"{ROW_TYPE}[]"], [[(2, *row[1:2], [], [], [], *[0] * 14)]]), [1])
     with pytest.raises(ChainError, match="does not decode"):
         snapshot_of(1, b"", [1])
