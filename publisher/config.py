@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     # publication cycle, so a NAV inflated before the request can never price it
     # (seed nav-update-process.md, "NAV Inflation Before Withdrawal").
     withdrawal_delay_s: Annotated[int, Field(ge=0)] = 3600
+    # Decimals of each FundNavFeed's answer: 8 is Chainlink's USD convention, which Aave v3's
+    # AaveOracle assumes without reading decimals() (an 18-decimal NAV per share of $0.998
+    # read there is $9.98 billion). At most the vault's 18.
+    feed_decimals: Annotated[int, Field(ge=0, le=18)] = 8
 
     # -- engine thresholds (DESIGN.md "Default thresholds") ------------------------------
     # Seed: "Price confidence < 50%" is an oracle failure.

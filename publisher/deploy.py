@@ -42,14 +42,17 @@ def deploy_contract(w3: Web3, account: LocalAccount, name: str, *args: object) -
     return contract_at(w3, name, receipt["contractAddress"])
 
 
-def deploy_fund_feed(w3: Web3, account: LocalAccount, vault_address: str, fund_id: int) -> str:
+def deploy_fund_feed(
+    w3: Web3, account: LocalAccount, vault_address: str, fund_id: int, decimals: int = 8
+) -> str:
     """Deploys a FundNavFeed serving `fund_id` of the vault; returns its checksummed address.
 
-    The feed answers the fund's NAV per share through Chainlink's AggregatorV3Interface. Its
-    constructor reverts UnknownFund when the vault has no such fund (and NotAContract when
-    `vault_address` has no code), so a feed can never point at nothing.
+    The feed answers the fund's NAV per share through Chainlink's AggregatorV2V3Interface with
+    `decimals` decimals (8, Chainlink's USD convention, unless told). Its constructor reverts
+    UnknownFund when the vault has no such fund (and NotAContract when `vault_address` has no
+    code), so a feed can never point at nothing.
     """
-    feed = deploy_contract(w3, account, "FundNavFeed", to_checksum_address(vault_address), fund_id)
+    feed = deploy_contract(w3, account, "FundNavFeed", to_checksum_address(vault_address), fund_id, decimals)
     return to_checksum_address(feed.address)
 
 
@@ -65,7 +68,7 @@ def deploy_core(
     start_block = w3.eth.block_number
     nonce = w3.eth.get_transaction_count(deployer.address, "pending")
     vault_address = create_address(deployer.address, nonce + 1)
-    hub = deploy_contract(w3, deployer, "AnalyticsHub", deployer.address, vault_address)
+    hub = deploy_contract(w3, deployer, "AnalyticsHub", vault_address)
     progress(f"AnalyticsHub       {hub.address}")
     vault = deploy_contract(
         w3, deployer, "FundVault", deployer.address, hub.address, settings.withdrawal_delay_s
@@ -81,8 +84,8 @@ def deploy_core(
     )
     progress(f"PriceOracleRouter  {router.address}")
     engine = to_checksum_address(engine)
-    for c in (vault, hub):
-        send(w3, deployer, c.functions.grantRole(NAV_ENGINE_ROLE, engine), "grant NAV_ENGINE_ROLE")
+    # Only the vault takes NAVs: the hub records what the vault accepts, nothing else.
+    send(w3, deployer, vault.functions.grantRole(NAV_ENGINE_ROLE, engine), "grant NAV_ENGINE_ROLE")
     progress(f"NAV engine role -> {engine}")
     deployment = Deployment(
         chain_id=w3.eth.chain_id,
@@ -167,7 +170,9 @@ def deploy_demo(
 
     fund_feeds: dict[int, str] = {}
     for fund in funds:
-        fund_feeds[fund.fund_id] = deploy_fund_feed(w3, deployer, vault.address, fund.fund_id)
+        fund_feeds[fund.fund_id] = deploy_fund_feed(
+            w3, deployer, vault.address, fund.fund_id, settings.feed_decimals
+        )
         progress(f"fund {fund.fund_id} NAV feed   {fund_feeds[fund.fund_id]}")
 
     deployment = core.model_copy(

@@ -373,6 +373,7 @@ class NavEngine:
                 nav_per_share=v.nav_per_share if v else None,
                 estimated=d.estimated,
                 activity=fund.activity,
+                share_version=fund.share_version,
                 previous_nav=fund.nav.nav if fund.nav.published else None,
                 previous_as_of=fund.nav.as_of if fund.nav.published else None,
                 previous_round=fund.nav.round,

@@ -23,6 +23,7 @@ from publisher.engine import CycleResult
 from publisher.money import usd
 from publisher.publish import FundOutcome
 from publisher.store import Publication
+from publisher.value import drawdown
 
 if TYPE_CHECKING:
     from publisher.views import FundsView
@@ -37,7 +38,16 @@ class Metrics:
         self.nav = Gauge("navpub_nav_usd", "Last computed NAV of the fund (USD)", ["fund"], registry=r)
         self.nav_age = Gauge("navpub_nav_age_seconds", "Age of the fund's on-chain NAV", ["fund"], registry=r)
         self.hwm = Gauge(
-            "navpub_high_water_mark_usd", "High-water mark of the fund (USD)", ["fund"], registry=r
+            "navpub_high_water_mark_per_share_usd",
+            "High-water mark of the fund's NAV per share (USD)",
+            ["fund"],
+            registry=r,
+        )
+        self.drawdown = Gauge(
+            "navpub_drawdown_ratio",
+            "Drawdown of the NAV per share from its high-water mark (0-1); flows do not move it",
+            ["fund"],
+            registry=r,
         )
         self.estimated = Gauge(
             "navpub_nav_estimated", "1 when the fund's NAV used cached prices", ["fund"], registry=r
@@ -70,6 +80,11 @@ class Metrics:
             if f.snapshot.nav.published:
                 self.nav_age.labels(fund).set(max(0, cycle.now - f.snapshot.nav.as_of))
                 self.hwm.labels(fund).set(usd(f.snapshot.nav.high_water_mark))
+                nps = f.snapshot.nav.per_share
+                if nps is not None:
+                    self.drawdown.labels(fund).set(
+                        Decimal(drawdown(nps, f.snapshot.nav.high_water_mark)[1]) / 10_000
+                    )
             self.breaker.labels(fund).set(int(breakers.get(f.fund_id, False)))
         for symbol, agg in cycle.aggregates.items():
             self.confidence.labels(symbol).set(agg.confidence)
@@ -96,8 +111,14 @@ def views_exposition(view: FundsView, publications: Iterable[Publication]) -> tu
     r = CollectorRegistry()
     nav = Gauge("navpub_published_nav_usd", "The fund's NAV on chain (USD)", ["fund"], registry=r)
     age = Gauge("navpub_nav_age_seconds", "Age of the fund's on-chain NAV", ["fund"], registry=r)
-    hwm = Gauge("navpub_high_water_mark_usd", "High-water mark of the fund (USD)", ["fund"], registry=r)
-    dd = Gauge("navpub_drawdown_ratio", "Drawdown from the high-water mark (0-1)", ["fund"], registry=r)
+    hwm = Gauge(
+        "navpub_high_water_mark_per_share_usd", "High-water mark of the fund's NAV per share (USD)",
+        ["fund"], registry=r,
+    )  # fmt: skip
+    dd = Gauge(
+        "navpub_drawdown_ratio", "Drawdown of the NAV per share from its high-water mark (0-1)",
+        ["fund"], registry=r,
+    )  # fmt: skip
     est = Gauge("navpub_nav_estimated", "1 when the fund's NAV used cached prices", ["fund"], registry=r)
     breaker = Gauge("navpub_breaker_open", "1 while the fund's circuit breaker is open", ["fund"], registry=r)
     held = Gauge("navpub_nav_held", "1 while a NAV of the fund waits for approval", ["fund"], registry=r)

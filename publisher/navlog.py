@@ -1,5 +1,6 @@
-"""The NAV history the AnalyticsHub logs: `NAVRecorded` for a single update and one
-`NAVBatchRecorded` per batch (one packed word per fund), read back as one series."""
+"""The NAV history from the chain's logs: one AnalyticsHub `NAVRecorded` event per accepted NAV
+(fund id as a topic; round, NAV, NAV per share, asOf and flags as data), whether the NAV was
+published alone or in a batch. The vault emits the seed's `NAVUpdated` for the same NAVs."""
 
 from __future__ import annotations
 
@@ -7,38 +8,39 @@ from dataclasses import dataclass
 
 from web3.contract import Contract
 
-MASK_128 = (1 << 128) - 1
-
 
 @dataclass(frozen=True)
 class NavRecord:
-    """One recorded NAV (18-decimal USD) and where it was logged."""
+    """One accepted NAV (18-decimal USD) and where it was logged."""
 
     fund_id: int
+    round: int
     nav: int
-    timestamp: int
-    flags: int | None  # a batch word carries them; a single record does not
+    nav_per_share: int
+    timestamp: int  # the NAV's asOf
+    flags: int
     block_number: int
     log_index: int
 
 
-def unpack_nav_update(word: int) -> tuple[int, int, int, int]:
-    """(fund id, NAV, asOf, flags) of a batch word (see publish.pack_nav_update)."""
-    return word >> 192, word & MASK_128, (word >> 144) & ((1 << 48) - 1), (word >> 128) & 0xFFFF
-
-
 def nav_records(hub: Contract, fund_id: int | None = None, from_block: int = 0) -> list[NavRecord]:
-    """Every NAV the hub logged since `from_block` (of one fund, or all), in chain order."""
-    out = []
-    singles = hub.events.NAVRecorded().get_logs(
+    """Every NAV the hub recorded since `from_block` (of one fund, by topic, or all), in chain
+    order."""
+    logs = hub.events.NAVRecorded().get_logs(
         from_block=from_block, argument_filters={"fundId": fund_id} if fund_id is not None else None
     )
-    for e in singles:
-        a = e["args"]
-        out.append(NavRecord(a["fundId"], a["nav"], a["timestamp"], None, e["blockNumber"], e["logIndex"]))
-    for e in hub.events.NAVBatchRecorded().get_logs(from_block=from_block):
-        for word in e["args"]["records"]:
-            fid, nav, as_of, flags = unpack_nav_update(word)
-            if fund_id is None or fid == fund_id:
-                out.append(NavRecord(fid, nav, as_of, flags, e["blockNumber"], e["logIndex"]))
+    out = [
+        NavRecord(
+            a["fundId"],
+            a["round"],
+            a["nav"],
+            a["navPerShare"],
+            a["asOf"],
+            a["flags"],
+            e["blockNumber"],
+            e["logIndex"],
+        )
+        for e in logs
+        for a in (e["args"],)
+    ]
     return sorted(out, key=lambda r: (r.block_number, r.log_index))

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from web3.exceptions import Web3RPCError
 from web3.logs import DISCARD
@@ -63,18 +63,32 @@ def fund_shares(total: int, n: int) -> list[int]:
     return [part + rest] + [part] * (n - 1)
 
 
-def pack_nav_update(fund_id: int, nav: int, as_of: int, flags: int) -> int:
+def pack_nav_update(fund_id: int, nav: int, as_of: int, flags: int, share_version: int = 0) -> int:
     """The word FundVault.updateNAVBatch takes for one fund (its `packNavUpdate`): NAV in the
-    low 128 bits, then flags (16), asOf (48) and the fund id (64)."""
+    low 128 bits, then flags (16), asOf (48), the share version's low 32 bits and the fund id
+    (32). The vault skips the word (`NAVSkipped`) when the fund's share version has moved."""
     for name, value, bits in (
-        ("fund id", fund_id, 64),
+        ("fund id", fund_id, 32),
         ("NAV", nav, 128),
         ("asOf", as_of, 48),
         ("flags", flags, 16),
     ):
         if not 0 <= value < 1 << bits:
             raise ValueError(f"fund {fund_id}: {name} {value} does not fit {bits} bits of a batch word")
-    return fund_id << 192 | as_of << 144 | flags << 128 | nav
+    if share_version < 0:
+        raise ValueError(f"fund {fund_id}: share version {share_version} is negative")
+    return fund_id << 224 | (share_version & 0xFFFFFFFF) << 192 | as_of << 144 | flags << 128 | nav
+
+
+def unpack_nav_update(word: int) -> tuple[int, int, int, int, int]:
+    """(fund id, NAV, asOf, flags, share version's low 32 bits) of a batch word."""
+    return (
+        word >> 224,
+        word & ((1 << 128) - 1),
+        (word >> 144) & ((1 << 48) - 1),
+        (word >> 128) & 0xFFFF,
+        (word >> 192) & 0xFFFFFFFF,
+    )
 
 
 class AlertClock:
@@ -337,21 +351,20 @@ class Publisher:
         return True
 
     def _prepare(self, reports: Sequence[Report]) -> Prepared | None:
-        """The transaction for `reports` (updateNAV, or updateNAVBatch for several funds),
+        """The transaction for `reports` (updateNAVBatch, one word a fund, even for one: the
+        word carries the share version the NAV was computed at, which the vault checks),
         simulated. A revert fails the reports with the decoded error: never retried blindly."""
         reports = sorted(reports, key=lambda r: r.fund_id)
         vault = load_artifact("FundVault")
         address = self.engine.deployment.vault
-        if len(reports) == 1:
-            r = reports[0]
-            call = Call(address, vault.abi, "updateNAV", (r.fund_id, r.nav, r.as_of, r.flags))
-        else:
-            try:
-                words = [pack_nav_update(r.fund_id, r.nav, r.as_of, r.flags) for r in reports]
-            except ValueError as exc:
-                self._failed(reports, str(exc))
-                return None
-            call = Call(address, vault.abi, "updateNAVBatch", (words,))
+        try:
+            words = [
+                pack_nav_update(r.fund_id, r.nav, r.as_of, r.flags, r.share_version or 0) for r in reports
+            ]
+        except ValueError as exc:
+            self._failed(reports, str(exc))
+            return None
+        call = Call(address, vault.abi, "updateNAVBatch", (words,))
         what = f"NAV of fund(s) {', '.join(str(r.fund_id) for r in reports)}"
         try:
             return self.sender.prepare(call, what)
@@ -405,24 +418,38 @@ class Publisher:
             # The reports are marked confirmed last: until then they say "sent" under a settled
             # publication, which settle_outbox finds after a crash and accounts again (every
             # step before this one is idempotent), so no HWM or report is lost.
+            receipt = self.sender.receipt_of(pub)
+            vault = self.engine.vault
+
+            def events(name: str) -> Sequence[Any]:
+                if receipt is None:
+                    return ()
+                return getattr(vault.events, name)().process_receipt(receipt, errors=DISCARD)
+
+            # Shares changed between the read and the inclusion: the vault skipped these NAVs
+            # (not over today's supply). The next cycle computes fresh ones.
+            skipped = {ev["args"]["fundId"]: dict(ev["args"]) for ev in events("NAVSkipped")}
             for r in reports:
+                if r.fund_id in skipped:
+                    ids.remove(r.id)
+                    self.store.set_reports_status(
+                        [r.id], "superseded", f"skipped on chain, shares changed: {skipped[r.fund_id]}"
+                    )
+                    continue
                 self.alerter.resolve("publish_failed", f"published in {pub.tx_hash}", fund_id=r.fund_id)
-            for r in reports:
                 if r.activity is not None:
                     self.store.set_published_activity(r.fund_id, r.activity, now)
                 if r.previous_round is not None:
                     # A jump held in the same cycle as an approved NAV was measured from the
                     # NAV this one just replaced: no longer a question for a person.
                     self.store.supersede_stale_held(r.fund_id, r.previous_round + 1)
-            receipt = self.sender.receipt_of(pub)
-            if receipt is not None:
-                vault = self.engine.vault
-                for ev in vault.events.HighWaterMarkUpdated().process_receipt(receipt, errors=DISCARD):
-                    self.store.set_high_water_mark(ev["args"]["fundId"], ev["args"]["newNAV"], now)
-                for ev in vault.events.FundPaused().process_receipt(receipt, errors=DISCARD):
-                    state = "paused" if ev["args"]["paused"] else "unpaused"
-                    fund_id = ev["args"]["fundId"]
-                    self.alert("ripcord", f"fund {fund_id} {state} on chain: {ev['args']['reason']}", fund_id)
+            for ev in events("HighWaterMarkUpdated"):
+                # The mark is per share: the NAV per share fees crystallise on.
+                self.store.set_high_water_mark(ev["args"]["fundId"], ev["args"]["newNAV"], now)
+            for ev in events("FundPaused"):
+                state = "paused" if ev["args"]["paused"] else "unpaused"
+                fund_id = ev["args"]["fundId"]
+                self.alert("ripcord", f"fund {fund_id} {state} on chain: {ev['args']['reason']}", fund_id)
             native = self._native_usd(cycle)
             if native is not None and pub.cost_wei is not None:
                 self.store.update_publication(
@@ -514,6 +541,9 @@ class Publisher:
         pub = self.store.publication(r.publication_id) if r.publication_id else None
         if r.status == "failed":
             return FundOutcome(r.fund_id, r.nav, r.estimated, "failed", r.error or "failed", r.id)
+        if r.status == "superseded":
+            # The vault skipped it (NAVSkipped): its shares changed before the inclusion.
+            return FundOutcome(r.fund_id, r.nav, r.estimated, "skipped", r.error or "superseded", r.id)
         if pub is None or r.status != "confirmed" or pub.status != "confirmed":
             reason = (
                 "in the outbox: the RPC did not take it; it is sent again when the RPC answers"

@@ -42,13 +42,17 @@ class Holding:
 
 @dataclass(frozen=True)
 class NavOnChain:
-    """The NAV state the vault stores for a fund (18-decimal USD)."""
+    """The NAV state the vault stores for a fund (18-decimal USD). NAV per share is the NAV
+    over `nav_shares`, the share supply it was published at (flows since do not move it), and
+    `high_water_mark` is the highest NAV per share published: marks are per share."""
 
     nav: int
     as_of: int
     round: int
     flags: int
     high_water_mark: int
+    nav_shares: int = 0
+    nav_per_share: int = 0
 
     @property
     def estimated(self) -> bool:
@@ -61,6 +65,12 @@ class NavOnChain:
     @property
     def published(self) -> bool:
         return self.round > 0
+
+    @property
+    def per_share(self) -> int | None:
+        """NAV per share as published (18 decimals, rounded down); None before the first NAV
+        and for a NAV published while the fund had no shares."""
+        return self.nav_per_share if self.published and self.nav_shares else None
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,7 @@ class FundSnapshot:
     queued_shares: int
     activity: int
     nav: NavOnChain
+    share_version: int = 0  # +1 at every change of total_shares; a NAV carries the one it used
 
     @property
     def liabilities(self) -> int:
@@ -98,7 +109,7 @@ def _fund(raw: Any, asked: int, vault: str) -> FundSnapshot:
     different lengths, another fund than asked) is a vault this engine must not value: a
     ChainError saying so, never a half-read fund."""
     (fund_id, manager, assets, decimals, amounts, fees, withdrawals, borrowed, shares, queued, activity,
-     nav, as_of, rnd, flags, hwm) = raw  # fmt: skip
+     nav, as_of, rnd, flags, hwm, nav_shares, nav_per_share, share_version) = raw  # fmt: skip
     if fund_id != asked:
         raise ChainError(
             f"getFundSnapshots of the vault at {vault} answered fund {fund_id} where {asked} was asked"
@@ -118,7 +129,16 @@ def _fund(raw: Any, asked: int, vault: str) -> FundSnapshot:
         total_shares=shares,
         queued_shares=queued,
         activity=activity,
-        nav=NavOnChain(nav=nav, as_of=as_of, round=rnd, flags=flags, high_water_mark=hwm),
+        nav=NavOnChain(
+            nav=nav,
+            as_of=as_of,
+            round=rnd,
+            flags=flags,
+            high_water_mark=hwm,
+            nav_shares=nav_shares,
+            nav_per_share=nav_per_share,
+        ),
+        share_version=share_version,
     )
 
 

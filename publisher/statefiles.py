@@ -68,7 +68,16 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def nav_state_entry(f: FundView, history: HistoryView | None) -> dict[str, Any]:
     n, p = f.nav, f.peak
     points = history.points if history else []
-    series = [{"t": x.as_of, "nav": x.nav.usd, "hwm": x.high_water_mark.usd} for x in points]
+    # Marks are per share: "hwm" is the NAV per share's high-water mark, beside "nav_per_share".
+    series = [
+        {
+            "t": x.as_of,
+            "nav": x.nav.usd,
+            "nav_per_share": x.nav_per_share.usd if x.nav_per_share else None,
+            "hwm": x.high_water_mark.usd if x.high_water_mark else None,
+        }
+        for x in points
+    ]
     return {
         "fund_id": f.fund_id,
         "name": f.name,
@@ -76,7 +85,9 @@ def nav_state_entry(f: FundView, history: HistoryView | None) -> dict[str, Any]:
         "nav": n.nav.usd if n.nav else None,
         "total_equity": n.nav.usd if n.nav else None,
         "nav_per_share": n.nav_per_share.usd if n.nav_per_share else None,
+        # The seed's names, on NAV per share: a deposit or a redemption is no gain or loss.
         "peak_equity": p.high_water_mark.usd if p.high_water_mark else None,
+        "high_water_mark_per_share": p.high_water_mark.usd if p.high_water_mark else None,
         "drawdown_pct": p.drawdown_pct,
         "drawdown_abs": p.drawdown.usd if p.drawdown else None,
         "as_of": n.as_of,

@@ -80,8 +80,9 @@ class StatusOut(BaseModel):
 
 
 def nav_per_share(f: FundSnapshot) -> int | None:
-    """NAV per share, 18 decimals, rounded down (as the vault computes it)."""
-    return None if f.total_shares == 0 else f.nav.nav * 10**18 // f.total_shares
+    """NAV per share as the vault published it: over the share supply of that NAV, 18
+    decimals, rounded down (flows since do not move it)."""
+    return f.nav.per_share
 
 
 def status_model(deployment: Deployment, snap: ChainSnapshot) -> StatusOut:
@@ -117,8 +118,8 @@ def status_model(deployment: Deployment, snap: ChainSnapshot) -> StatusOut:
                     estimated=f.nav.estimated,
                     paused=f.nav.paused,
                     high_water_mark_usd=Amount.of(f.nav.high_water_mark),
-                    drawdown_usd=Amount.of(drawdown(f.nav.nav, f.nav.high_water_mark)[0]),
-                    drawdown_pct=pct(drawdown(f.nav.nav, f.nav.high_water_mark)[1]).removesuffix(" %"),
+                    drawdown_usd=Amount.of(drawdown(nps or 0, f.nav.high_water_mark)[0]),
+                    drawdown_pct=pct(drawdown(nps or 0, f.nav.high_water_mark)[1]).removesuffix(" %"),
                     nav_per_share_usd=None if nps is None else Amount.of(nps),
                 ),
             )
@@ -162,11 +163,11 @@ def render_status(console: Console, deployment: Deployment, snap: ChainSnapshot)
             flag += " [red](paused)[/]" if f.nav.paused else ""
             nps = nav_per_share(f)
             per_share = "" if nps is None else f"  per share ${usd_str(nps)}"
-            dd_abs, dd_bps = drawdown(f.nav.nav, f.nav.high_water_mark)
+            dd_abs, dd_bps = drawdown(nps or 0, f.nav.high_water_mark)
             console.print(
-                f"  NAV {fmt_usd(f.nav.nav)}{flag} as of {f.nav.as_of} (round {f.nav.round})  "
-                f"HWM {fmt_usd(f.nav.high_water_mark)}  drawdown {pct(dd_bps)} ({fmt_usd(dd_abs)})"
-                f"{per_share}",
+                f"  NAV {fmt_usd(f.nav.nav)}{flag} as of {f.nav.as_of} (round {f.nav.round}){per_share}  "
+                f"HWM per share ${usd_str(f.nav.high_water_mark)}  drawdown {pct(dd_bps)} "
+                f"(${usd_str(dd_abs)} a share)",
                 soft_wrap=True,
             )
         else:

@@ -37,6 +37,7 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -115,6 +116,8 @@ reports = Table(
     Column("nav_per_share", BigInt),
     Column("estimated", Boolean, nullable=False, default=False),
     Column("activity", Integer),
+    # FundVault's share version the NAV was computed at; the vault skips the NAV if it moved.
+    Column("share_version", Integer),
     Column("previous_nav", BigInt),
     Column("previous_as_of", Integer),
     Column("previous_round", Integer),
@@ -239,8 +242,17 @@ triggers = Table(
     Column("taken_at", Integer),
 )
 
-# MIGRATIONS[i] brings a database from version i + 1 to i + 2. Empty: version 1 is the first.
-MIGRATIONS: list[Callable[[Connection], None]] = []
+
+def _v2_share_version_and_per_share_marks(conn: Connection) -> None:
+    """Reports carry the share version they were computed at; the high-water mark became a NAV
+    per share, so marks kept from the old total-NAV events are dropped (the next receipt's
+    HighWaterMarkUpdated brings the per-share one)."""
+    conn.execute(text("ALTER TABLE reports ADD COLUMN share_version INTEGER"))
+    conn.execute(update(fund_state).values(high_water_mark=None, high_water_mark_at=None))
+
+
+# MIGRATIONS[i] brings a database from version i + 1 to i + 2.
+MIGRATIONS: list[Callable[[Connection], None]] = [_v2_share_version_and_per_share_marks]
 LATEST_VERSION = 1 + len(MIGRATIONS)
 
 
@@ -261,6 +273,7 @@ class NewReport:
     nav_per_share: int | None = None
     estimated: bool = False
     activity: int | None = None
+    share_version: int | None = None
     previous_nav: int | None = None
     previous_as_of: int | None = None
     previous_round: int | None = None

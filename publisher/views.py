@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from publisher._exceptions import UnknownCurrency
 from publisher.config import Settings
 from publisher.deployment import Deployment
-from publisher.money import ONE_USD, usd_str
+from publisher.money import usd_str
 from publisher.publish import FundOutcome, fund_shares
 from publisher.snapshot import FLAG_PAUSED, ChainSnapshot, FundSnapshot, NavOnChain
 from publisher.store import Report, Store
@@ -66,8 +66,11 @@ class NavView(BaseModel):
 
 
 class PeakView(BaseModel):
-    high_water_mark: Money | None
-    drawdown: Money | None
+    """The high-water mark and the drawdown, per share: the figure fees crystallise on, which
+    a deposit or a redemption does not move."""
+
+    high_water_mark: Money | None  # highest NAV per share published
+    drawdown: Money | None  # per share, below the mark
     drawdown_pct: str | None
 
 
@@ -172,7 +175,8 @@ class HistoryPoint(BaseModel):
     as_of: int
     round: int | None
     nav: Money
-    high_water_mark: Money
+    nav_per_share: Money | None
+    high_water_mark: Money | None  # per share, as it stood then
     estimated: bool
     tx_hash: str | None
 
@@ -274,8 +278,8 @@ def fund_view(
     nav = fund.nav
     record = store.fund_record(fund.fund_id)
     age = max(0, now - nav.as_of) if nav.published else None
-    nps = nav.nav * ONE_USD // fund.total_shares if nav.published and fund.total_shares else None
-    dd_abs, dd_bps = drawdown(nav.nav, nav.high_water_mark) if nav.published else (0, 0)
+    nps = nav.per_share
+    dd_abs, dd_bps = drawdown(nps, nav.high_water_mark) if nps is not None else (0, 0)
     held = store.held_report(fund.fund_id)
     latest = store.latest_report(fund.fund_id)
     valued = (
@@ -300,9 +304,9 @@ def fund_view(
             paused=nav.paused,
         ),
         peak=PeakView(
-            high_water_mark=m(nav.high_water_mark) if nav.published else None,
-            drawdown=m(dd_abs) if nav.published else None,
-            drawdown_pct=f"{Decimal(dd_bps).scaleb(-2):.2f}" if nav.published else None,
+            high_water_mark=m(nav.high_water_mark) if nps is not None else None,
+            drawdown=m(dd_abs) if nps is not None else None,
+            drawdown_pct=f"{Decimal(dd_bps).scaleb(-2):.2f}" if nps is not None else None,
         ),
         breaker_open=record.guard.breaker_open,
         held=None
@@ -433,13 +437,15 @@ def last_tx(store: Store, fund_id: int, display: Display) -> TxView | None:
 
 
 def history_view(store: Store, fund_id: int, display: Display, limit: int = 500) -> HistoryView:
-    """The fund's published NAVs, oldest first, with the high-water mark as it stood then."""
+    """The fund's published NAVs, oldest first, with the per-share high-water mark as it stood
+    then."""
     points = []
-    peak = 0
+    peak: int | None = None
     for r in store.published_reports(fund_id, limit=limit):
         if r.nav is None or r.as_of is None:
             continue
-        peak = max(peak, r.nav)
+        if r.nav_per_share is not None:
+            peak = max(peak or 0, r.nav_per_share)
         pub = store.publication(r.publication_id) if r.publication_id is not None else None
         points.append(
             HistoryPoint(
@@ -447,7 +453,8 @@ def history_view(store: Store, fund_id: int, display: Display, limit: int = 500)
                 # The round it got on chain: one past the round it was computed against.
                 round=None if r.previous_round is None else r.previous_round + 1,
                 nav=display.money(r.nav),
-                high_water_mark=display.money(peak),
+                nav_per_share=None if r.nav_per_share is None else display.money(r.nav_per_share),
+                high_water_mark=None if peak is None else display.money(peak),
                 estimated=r.estimated,
                 tx_hash=pub.tx_hash if pub else None,
             )
@@ -481,7 +488,8 @@ def funds_view(
 
 def after_publish(snap: ChainSnapshot, outcomes: Sequence[FundOutcome], store: Store) -> ChainSnapshot:
     """The snapshot as the chain stands after this cycle's publications, without reading it
-    again: a published report's NAV, asOf and flags, the round one higher, the HWM raised."""
+    again: a published report's NAV, NAV per share, asOf and flags, the round one higher, the
+    per-share HWM raised."""
     done = {o.fund_id: o for o in outcomes if o.decision == "published" and o.report_id is not None}
     funds = []
     for f in snap.funds:
@@ -495,7 +503,9 @@ def after_publish(snap: ChainSnapshot, outcomes: Sequence[FundOutcome], store: S
             as_of=report.as_of,
             round=f.nav.round + 1,
             flags=report.flags | (f.nav.flags & FLAG_PAUSED),
-            high_water_mark=max(f.nav.high_water_mark, report.nav),
+            high_water_mark=max(f.nav.high_water_mark, report.nav_per_share or 0),
+            nav_shares=f.total_shares,
+            nav_per_share=report.nav_per_share or 0,
         )
         funds.append(replace(f, nav=nav))
     return replace(snap, funds=tuple(funds))

@@ -23,6 +23,7 @@ from publisher.api import create_app
 from publisher.artifacts import REPO_ROOT
 from publisher.config import Settings
 from publisher.localchain import AnvilNode
+from publisher.money import usd_str
 from publisher.publish import Publisher
 from tests.chainops import advance
 from tests.demo_env import ZAR, fx_settings, market
@@ -138,7 +139,8 @@ def check_fund_1(page: Page, errors: list[str], nav: int, rnd: int, hwm: int) ->
     assert page.get_by_test_id("nav-age").text_content().startswith(("0 s ago", "1 s ago", "2 s ago"))
     assert page.get_by_test_id("nav-stale").is_hidden()
     assert f"round {rnd}" in page.get_by_test_id("nav-card").text_content()
-    assert page.get_by_test_id("hwm").text_content() == f"${cents(hwm)}"
+    # The mark is per share, shown to 4 places cut from the exact USD.
+    assert page.get_by_test_id("hwm").text_content() == f"${usd_str(hwm)[: usd_str(hwm).index('.') + 5]}"
     for banner in ("held", "estimated", "breaker", "paused", "failed"):
         assert page.get_by_test_id(f"banner-{banner}").is_hidden(), banner
 
@@ -154,7 +156,9 @@ def check_fund_1(page: Page, errors: list[str], nav: int, rnd: int, hwm: int) ->
     assert page.get_by_test_id("position-ETH").is_visible()
 
     # History: both published NAVs and the HWM as it stood at each.
-    assert chart(page, "nav-history", "data.datasets.map(d => d.label)") == ["NAV", "High-water mark"]
+    labels = chart(page, "nav-history", "data.datasets.map(d => d.label)")
+    assert labels == ["NAV per share", "High-water mark"]
+    assert chart(page, "nav-history", "data.datasets[1].data[1]") == float(usd_str(hwm))
     assert len(chart(page, "nav-history", "data.datasets[0].data")) == 2  # type: ignore[arg-type]
 
     page.get_by_test_id("currency-select").select_option("ZAR")

@@ -74,7 +74,8 @@ def test_published_fund_view_matches_chain_and_store(client: TestClient, setting
     assert f["nav"]["nav"] == {"usd": usd_str(nav), "raw": str(nav), "display": zar(nav, Decimal(1))}
     assert (f["nav"]["as_of"], f["nav"]["round"], f["nav"]["published"]) == (as_of, rnd, True)
     assert 0 <= f["nav"]["age_s"] <= now - as_of + 1 and f["nav"]["stale"] is False
-    assert f["peak"]["high_water_mark"]["raw"] == str(nav) and f["peak"]["drawdown_pct"] == "0.00"
+    per_share = pub.engine.vault.functions.navState(1).call()[7]
+    assert f["peak"]["high_water_mark"]["raw"] == str(per_share) and f["peak"]["drawdown_pct"] == "0.00"
     v = f["valuation"]
     assert v["report_id"] == o1.report_id and v["nav"]["raw"] == str(nav)
     assets = {a["asset"]: a for a in v["assets"]}
@@ -136,13 +137,18 @@ def test_history_has_the_hwm_and_drawdown_follows(client: TestClient, settings: 
     points = client.get("/api/funds/1/history").json()["points"]
     navs = [int(p["nav"]["raw"]) for p in points]
     assert len(points) == 3 and navs[1] > navs[0] > navs[2]
-    assert [int(p["high_water_mark"]["raw"]) for p in points] == [navs[0], navs[1], navs[1]]
+    # Marks are per share: the mark is the running maximum of the NAV per share published.
+    shares = pub.engine.vault.functions.navState(1).call()[9]
+    per_share = [int(p["nav_per_share"]["raw"]) for p in points]
+    assert per_share == [n * 10**18 // shares for n in navs]
+    assert [int(p["high_water_mark"]["raw"]) for p in points] == [per_share[0], per_share[1], per_share[1]]
     assert [p["round"] for p in points] == [1, 2, 3]
     assert all(p["tx_hash"] for p in points) and points == sorted(points, key=lambda p: p["as_of"])
     f = client.get("/api/funds/1").json()
-    assert int(f["peak"]["high_water_mark"]["raw"]) == navs[1]
-    assert int(f["peak"]["drawdown"]["raw"]) == navs[1] - navs[2]
-    expected_pct = (Decimal(navs[1] - navs[2]) * 100 / navs[1]).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    assert int(f["peak"]["high_water_mark"]["raw"]) == per_share[1]
+    assert int(f["peak"]["drawdown"]["raw"]) == per_share[1] - per_share[2]
+    gap, peak = per_share[1] - per_share[2], per_share[1]
+    expected_pct = (Decimal(gap * 10_000 // peak) / 100).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
     assert Decimal(f["peak"]["drawdown_pct"]) == expected_pct
     assert len(client.get("/api/funds/1/history", params={"limit": 2}).json()["points"]) == 2
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from publisher import cli
+from publisher import cli, failpoints
 from publisher.chain import connect, contract_at, send
 from publisher.cli import main
 from publisher.config import Settings, load_settings
@@ -26,6 +26,11 @@ E18 = 10**18
 
 def nav_state(pub: Publisher, fund_id: int) -> tuple:
     return tuple(pub.engine.vault.functions.navState(fund_id).call())
+
+
+def per_share(pub: Publisher, fund_id: int, nav: int) -> int:
+    """NAV per share as the vault fixes it: over the share supply the NAV is published at."""
+    return nav * E18 // nav_state(pub, fund_id)[9]
 
 
 @pytest.fixture
@@ -51,9 +56,9 @@ def test_all_due_funds_in_one_transaction_then_skip_then_force(settings: Setting
     # Cost in USD at the cycle's ETH price ($2,200 on the middle feed).
     assert p.native_usd == 2_200 * E18 and p.cost_usd == p.cost_wei * 2_200
     assert sum(o.cost_usd for o in outcomes) == p.cost_usd
-    # HWM from the receipt's events, and the activity baseline for the jump guard.
+    # The per-share HWM from the receipt's events, and the activity baseline for the jump guard.
     hwm = pub.store.high_water_marks()
-    assert hwm == {o.fund_id: o.nav for o in outcomes}
+    assert hwm == {o.fund_id: per_share(pub, o.fund_id, o.nav) for o in outcomes}
     assert pub.store.fund_record(1).published_activity == 5  # 3 deposits, a fee, a loan
 
     advance(pub.engine.w3, 60)
@@ -72,7 +77,7 @@ def test_hwm_follows_rises_only(settings: Settings) -> None:
     pub = Publisher.from_settings(settings)
     (o,) = pub.cycle([1])
     assert o.decision == "published"
-    first = {1: o.nav}
+    first = {1: per_share(pub, 1, o.nav)}
     eth_feeds = [
         contract_at(pub.engine.w3, "MockV3Aggregator", f.address) for f in pub.engine.deployment.feeds["ETH"]
     ]
@@ -89,10 +94,11 @@ def test_hwm_follows_rises_only(settings: Settings) -> None:
         (o,) = pub.cycle([1])
         assert o.decision == "published"
         if down:
-            assert o.nav < first[1] and pub.store.high_water_marks()[1] == first[1]
+            assert per_share(pub, 1, o.nav) < first[1] and pub.store.high_water_marks()[1] == first[1]
         else:
-            assert o.nav > first[1] and pub.store.high_water_marks()[1] == o.nav
-            assert nav_state(pub, 1)[5] == o.nav  # on-chain HWM agrees
+            assert per_share(pub, 1, o.nav) > first[1]
+            assert pub.store.high_water_marks()[1] == per_share(pub, 1, o.nav)
+            assert nav_state(pub, 1)[5] == per_share(pub, 1, o.nav)  # on-chain HWM agrees
 
 
 def test_wrong_role_is_named_and_never_retried(
@@ -192,7 +198,57 @@ def test_status_shows_hwm_and_drawdown(settings: Settings, capsys: pytest.Captur
     assert o.decision == "published"
     assert main(["status", "--json", "--fund", "1"]) == 0
     nav = json.loads(capsys.readouterr().out)["funds"][0]["nav"]
+    # Per share: the mark is the first NAV per share, the drawdown 10 BTC × $4,200 a share's worth.
     hwm = int(nav["high_water_mark_usd"]["raw"])
-    assert int(nav["drawdown_usd"]["raw"]) == hwm - o.nav == 42_000 * E18  # 10 BTC × $4,200
-    assert nav["drawdown_pct"] == str(Decimal(42_000 * 10_000 // 688_750) / 100)
+    assert hwm == per_share(pub, 1, 688_750 * E18)
+    assert int(nav["drawdown_usd"]["raw"]) == hwm - per_share(pub, 1, o.nav)
+    assert nav["drawdown_pct"] == str(Decimal((hwm - per_share(pub, 1, o.nav)) * 10_000 // hwm) / 100)
+    assert nav["drawdown_pct"] == str(Decimal(42_000 * 10_000 // 688_750) / 100)  # as on the NAV: no flow
     assert nav["paused"] is False
+
+
+def test_a_deposit_between_read_and_inclusion_skips_that_nav_then_a_fresh_one_publishes(
+    settings: Settings,
+) -> None:
+    """The engine read fund 1 (share version v), then a deposit landed before its transaction:
+    the vault skips the NAV (NAVSkipped) rather than publish it over the wrong supply — the
+    other fund of the batch is applied — the report is superseded, and the next cycle publishes
+    a NAV over the new supply, the NAV per share unmoved by the deposit."""
+    pub = Publisher.from_settings(settings)
+    pub.cycle()
+    w3 = pub.engine.w3
+    manager = dev_account(settings, 1)
+    usdc = contract_at(w3, "MockERC20", pub.engine.deployment.tokens["USDC"].address)
+    before = nav_state(pub, 1)
+    per_share_before = before[7]
+    # 10,000 USDC at the published NAV per share: what a fair subscription mints.
+    shares = 10_000 * E18 * E18 // per_share_before
+
+    def deposit_once() -> None:
+        failpoints.disarm(failpoints.BEFORE_OUTBOX)
+        send(w3, manager, usdc.functions.mint(manager.address, 10_000 * 10**6), "mint")
+        deposit = pub.engine.vault.functions.deposit(1, usdc.address, 10_000 * 10**6, shares, manager.address)
+        send(w3, manager, deposit, "deposit")
+
+    advance(w3, 60)
+    failpoints.arm(failpoints.BEFORE_OUTBOX, deposit_once)
+    try:
+        outcomes = {o.fund_id: o for o in pub.cycle([1, 2], force=True)}
+    finally:
+        failpoints.disarm(failpoints.BEFORE_OUTBOX)
+    assert outcomes[1].decision == "skipped" and "shares changed" in outcomes[1].reason
+    assert outcomes[2].decision == "published" and nav_state(pub, 2)[2] == 2
+    report = pub.store.report(outcomes[1].report_id)  # type: ignore[arg-type]
+    assert report is not None and report.status == "superseded"
+    after = nav_state(pub, 1)
+    assert after[:3] == before[:3] and after[7] == per_share_before  # nothing applied, per share fixed
+    assert after[6] == before[6] + shares and after[9] == before[9]  # the saved supply is the NAV's
+
+    advance(w3, 60)
+    (fresh,) = pub.cycle([1], force=True)
+    assert fresh.decision == "published"
+    state = nav_state(pub, 1)
+    assert state[2] == 2 and state[9] == state[6] == before[6] + shares
+    # The deposit's value came in with its shares: NAV per share within a wei a share of before.
+    assert abs(state[7] - per_share_before) <= 1 + E18 // state[6]
+    assert pub.store.high_water_marks()[1] == state[5]

@@ -38,12 +38,16 @@ def test_state_files_after_every_cycle(settings: Settings, http_server: LocalHTT
     nav_state, nav = read(state / "nav_state.json"), read(state / "nav.json")
     assert sorted(nav_state["funds"]) == ["1", "2", "3"] == sorted(nav["funds"])
     for fid in (1, 2, 3):
-        on_chain, as_of, rnd, *_ = pub.engine.vault.functions.navState(fid).call()
+        on_chain, as_of, rnd, *_, nps, _paused, _shares = pub.engine.vault.functions.navState(fid).call()
         entry = nav_state["funds"][str(fid)]
         assert entry["nav"] == entry["total_equity"] == usd_str(on_chain)
         assert (entry["as_of"], entry["round"], entry["age_s"]) == (as_of, rnd, 0)
-        assert entry["peak_equity"] == usd_str(on_chain) and entry["drawdown_pct"] == "0.00"
-        assert entry["series"] == [{"t": as_of, "nav": usd_str(on_chain), "hwm": usd_str(on_chain)}]
+        # The seed's peak and drawdown, per share.
+        assert entry["peak_equity"] == entry["high_water_mark_per_share"] == usd_str(nps)
+        assert entry["drawdown_pct"] == "0.00" and entry["nav_per_share"] == usd_str(nps)
+        assert entry["series"] == [
+            {"t": as_of, "nav": usd_str(on_chain), "nav_per_share": usd_str(nps), "hwm": usd_str(nps)}
+        ]
         # The seed's flat per-fund files carry the same entry.
         assert read(state / "funds" / str(fid) / "nav_state.json") == {"schema": 1, **entry}
     fund1 = nav["funds"]["1"]

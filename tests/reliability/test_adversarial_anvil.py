@@ -33,6 +33,7 @@ from publisher.guard import allowed_jump_bps, pct
 from publisher.keeper import Keeper
 from publisher.keys import dev_account
 from publisher.localchain import AnvilNode
+from publisher.navlog import nav_records
 from publisher.publish import FundOutcome, Publisher
 from tests.conftest import reverts
 from tests.httpserver import LocalHTTPServer
@@ -321,7 +322,9 @@ def test_a_thin_source_flash_is_never_published_and_the_next_cycle_is_normal(env
     after = cycle(env)
     assert after.decision == "skipped" and after.nav == FUND1_NAV
     assert chain_nav(env) == baseline  # never published: the high-water mark never saw it
-    assert env.vault.functions.navState(1).call()[5] == max(FUND1_NAV, baseline[0])
+    hub = contract_at(env.w3, "AnalyticsHub", env.pub.engine.deployment.hub)
+    published = [r.nav_per_share for r in nav_records(hub, 1)]
+    assert env.vault.functions.navState(1).call()[5] == max(published)  # per share
     assert len(posted(env, "held")) == 1 and len(posted(env, "held", "resolved")) == 1
 
 

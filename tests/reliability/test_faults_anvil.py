@@ -53,7 +53,7 @@ from publisher.config import Settings, load_settings
 from publisher.deployment import Deployment, load_deployment
 from publisher.keys import dev_account
 from publisher.localchain import AnvilNode
-from publisher.navlog import nav_records
+from publisher.navlog import NavRecord, nav_records
 from publisher.publish import FundOutcome, Publisher
 from publisher.sender import Hooks
 from publisher.store import DB_FILE, Store, StoreError
@@ -88,6 +88,7 @@ class NavState(NamedTuple):
     total_shares: int
     nav_per_share: int
     paused: bool
+    nav_shares: int
 
 
 @dataclass
@@ -97,8 +98,11 @@ class Chain:
 
     def navs(self, fund_id: int) -> list[int]:
         """Every NAV the vault ever accepted for the fund (the hub logs each one)."""
+        return [r.nav for r in self.records(fund_id)]
+
+    def records(self, fund_id: int) -> list[NavRecord]:
         hub = contract_at(self.w3, "AnalyticsHub", self.deployment.hub)
-        return [r.nav for r in nav_records(hub, fund_id)]
+        return nav_records(hub, fund_id)
 
     def state(self, fund_id: int) -> NavState:
         vault = contract_at(self.w3, "FundVault", self.deployment.vault)
@@ -123,7 +127,9 @@ def assert_invariants(store: Store, chain: Chain, navs: dict[int, list[int]]) ->
         state = chain.state(fund_id)
         assert state.round == len(expected), f"fund {fund_id}"
         if expected:
-            assert store.high_water_marks()[fund_id] == state.high_water_mark == max(expected)
+            # The mark is per share: the highest NAV per share the hub recorded.
+            per_share = max(r.nav_per_share for r in chain.records(fund_id))
+            assert store.high_water_marks()[fund_id] == state.high_water_mark == per_share
     stuck = [
         (r.id, r.fund_id, r.status) for r in store.reports(limit=10_000) if r.status not in FINAL_REPORTS
     ]

@@ -48,14 +48,25 @@ function money(m, { places = 2 } = {}) {
   return "$" + groupDecimal(m.usd, places);
 }
 
+/** A per-share figure: in USD the exact amount cut (never padded from cents) to 4 places. */
+function perShareMoney(m) {
+  if (!m) return "—";
+  if ((state.currency || "USD") === "USD") return "$" + groupDecimal(m.usd, 4);
+  return money(m);
+}
+
 function usdExact(m) {
   return m ? `USD ${m.usd} (exact)` : "";
 }
 
 /** The number drawn for `m` in the current currency (chart geometry only). */
 function chartNumber(m) {
-  const text = m.display !== null && m.display !== undefined ? m.display : m.usd;
-  return Number(text);
+  if (!m) return null; // no NAV per share (no shares yet): a gap in the line
+  // A chart point is a picture, not money: the exact USD times the rate, so per-share values
+  // keep their digits where the display string is cut to cents.
+  const fx = state.data && state.data.fx;
+  const rate = fx && fx.available && fx.rate ? Number(fx.rate) : 1;
+  return Number(m.usd) * rate;
 }
 
 function ago(seconds) {
@@ -255,7 +266,7 @@ function renderFund(f) {
   // The USD figure beside a converted one; when no rate is fresh the big figure is USD already.
   const converted = nav.published && state.currency !== "USD" && nav.nav.display !== null;
   $("nav-usd").textContent = converted ? `$${groupDecimal(nav.nav.usd)} USD` : "";
-  $("nav-per-share").textContent = nav.nav_per_share ? money(nav.nav_per_share, { places: 4 }) : "—";
+  $("nav-per-share").textContent = perShareMoney(nav.nav_per_share);
   $("nav-per-share").title = usdExact(nav.nav_per_share);
   const badges = [];
   if (nav.estimated) badges.push(["estimated", "badge-warn"]);
@@ -271,8 +282,8 @@ function renderFund(f) {
 
   const peak = f.peak;
   $("dd-pct").textContent = peak.drawdown_pct === null ? "—" : `${peak.drawdown_pct} %`;
-  $("dd-abs").textContent = peak.drawdown ? `${money(peak.drawdown)} below the peak` : "";
-  $("hwm").textContent = money(peak.high_water_mark);
+  $("dd-abs").textContent = peak.drawdown ? `${perShareMoney(peak.drawdown)} a share below the peak` : "";
+  $("hwm").textContent = perShareMoney(peak.high_water_mark);
   $("hwm").title = usdExact(peak.high_water_mark);
   byTestId("drawdown-card").classList.toggle("warn", peak.drawdown_pct !== null && peak.drawdown_pct !== "0.00");
 
@@ -454,7 +465,8 @@ function renderHistory(h) {
   const points = h ? h.points : [];
   $("history-empty").hidden = points.length > 0;
   const labels = points.map((p) => stamp(p.as_of).replace(" UTC", ""));
-  const nav = points.map((p) => chartNumber(p.nav));
+  // Per share, like the mark: a deposit or a redemption moves the NAV, not NAV per share.
+  const nav = points.map((p) => chartNumber(p.nav_per_share));
   const hwm = points.map((p) => chartNumber(p.high_water_mark));
   const chart = state.charts.history;
   if (chart) {
@@ -469,7 +481,7 @@ function renderHistory(h) {
     data: {
       labels,
       datasets: [
-        { label: "NAV", data: nav, borderColor: "#2f6fde", backgroundColor: "#2f6fde", pointRadius: 2, tension: 0 },
+        { label: "NAV per share", data: nav, borderColor: "#2f6fde", backgroundColor: "#2f6fde", pointRadius: 2, tension: 0 },
         { label: "High-water mark", data: hwm, borderColor: "#20a386", borderDash: [6, 4], pointRadius: 0, stepped: true },
       ],
     },
@@ -486,7 +498,7 @@ function renderHistory(h) {
           callbacks: {
             label: (ctx) => {
               const p = state.history.points[ctx.dataIndex];
-              const m = ctx.datasetIndex === 0 ? p.nav : p.high_water_mark;
+              const m = ctx.datasetIndex === 0 ? p.nav_per_share : p.high_water_mark;
               return `${ctx.dataset.label}: ${money(m)}${ctx.datasetIndex === 0 && p.estimated ? " (estimated)" : ""}`;
             },
           },
