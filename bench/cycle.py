@@ -271,8 +271,6 @@ def measure_naive(
         "gas_used": gas,
         "cost_wei": cost,
         "published": len(result.navs),
-        "record_nav": result.record_nav,
-        "record_nav_note": result.record_nav_note,
         "_navs": result.navs,
     }
 
@@ -404,7 +402,6 @@ def table(r: Mapping[str, Any]) -> str:
         f"getFundSnapshots of every fund: {e['snapshot_call_gas']:,} gas in one eth_call",
         f"funds published once on chain: engine {e['rounds_advanced_once']}, "
         f"naive {n['rounds_advanced_once']}; largest NAV difference: {r['nav_max_diff_wei']} wei",
-        f"naive recordNAV: {n['record_nav_note']}",
     ]
     return "\n".join(lines)
 

@@ -5,9 +5,9 @@ holdings and liabilities in separate eth_calls (the vault's per-fund views, or
 ``getFundSnapshots([id])`` one fund at a time when those views are gone), every token's
 decimals, every feed's ``latestRoundData`` and the router's price one asset at a time, the
 HTTP prices one request after another; then one ``updateNAV`` transaction per fund, each
-built by web3 (estimate, fees, nonce) and awaited, and a separate ``AnalyticsHub.recordNAV``
-per fund when the hub still lets the engine call it. Same inputs, same median, exact
-integers: its NAVs are compared with the engine's.
+built by web3 (estimate, fees, nonce) and awaited (the vault records each in the hub itself;
+the hub takes records from its vault only). Same inputs, same median, exact integers: its
+NAVs are compared with the engine's.
 
     .venv/bin/python -m bench.cycle
 """
@@ -26,7 +26,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import ContractLogicError
 from web3.types import TxReceipt
 
 from publisher.artifacts import load_artifact
@@ -46,8 +46,6 @@ class NaiveResult:
     block_number: int
     navs: dict[int, int]  # fund id → NAV sent (18-decimal USD)
     receipts: list[TxReceipt]
-    record_nav: bool  # a separate AnalyticsHub.recordNAV per fund went out
-    record_nav_note: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     @property
@@ -72,18 +70,6 @@ def _contract(w3: Web3, name: str, address: str) -> Contract:
 
 def _function_abi(contract: Contract, name: str) -> dict[str, Any] | None:
     return next((e for e in contract.abi if e.get("type") == "function" and e.get("name") == name), None)
-
-
-def _args(contract: Contract, name: str, values: Mapping[str, int]) -> list[int]:
-    """The arguments of `name` by the ABI's parameter names: whatever order or set of
-    parameters the contract has at run time, or a clear error when one is new."""
-    abi = _function_abi(contract, name)
-    if abi is None:
-        raise RuntimeError(f"this build's ABI has no {name}: teach bench/naive.py what to call instead")
-    unknown = [i["name"] for i in abi["inputs"] if i["name"] not in values]
-    if unknown:
-        raise RuntimeError(f"{name} now takes {unknown}: teach bench/naive.py what to pass")
-    return [values[i["name"]] for i in abi["inputs"]]
 
 
 def _median(values: Sequence[int]) -> int:
@@ -132,7 +118,6 @@ def naive_cycle(
     `on_publish` is called as the first transaction is about to be built (reads end there)."""
     w3 = Web3(Web3.HTTPProvider(rpc_url))
     vault = _contract(w3, "FundVault", deployment.vault)
-    hub = _contract(w3, "AnalyticsHub", deployment.hub)
     oracle = _contract(w3, "PriceOracleRouter", deployment.router)
     timings: dict[str, float] = {}
 
@@ -186,18 +171,10 @@ def naive_cycle(
 
     on_publish()
     receipts: list[TxReceipt] = []
-    record = _function_abi(hub, "recordNAV") is not None
-    note = "sent per fund" if record else "AnalyticsHub has no recordNAV"
+    # The form that carries asOf, so both cycles publish the same NAVs as of the same block.
+    update = vault.get_function_by_signature("updateNAV(uint256,uint256,uint48,uint16)")
     for fund_id, nav in navs.items():
-        values = {"fundId": fund_id, "nav": nav, "asOf": as_of, "timestamp": as_of, "flags": 0}
-        receipts.append(_send(w3, account, vault.functions.updateNAV(*_args(vault, "updateNAV", values))))
-        if record:
-            try:
-                receipts.append(_send(w3, account, hub.functions.recordNAV(*_args(hub, "recordNAV", values))))
-            except (ContractLogicError, Web3RPCError) as exc:
-                # Refused in the estimate (e.g. the engine may no longer record directly):
-                # that call does not exist for this keeper; nothing was paid for it.
-                record, note = False, f"recordNAV refused: {exc}"[:200]
+        receipts.append(_send(w3, account, update(fund_id, nav, as_of, 0)))
     t4 = time.perf_counter()
     timings.update(snapshot=t1 - t0, price=t2 - t1, value=t3 - t2, publish=t4 - t3, total=t4 - t0)
-    return NaiveResult(number, navs, receipts, record, note, timings)
+    return NaiveResult(number, navs, receipts, timings)

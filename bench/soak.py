@@ -98,7 +98,7 @@ CHECK_EXPLAINED = "every due NAV published or explained"
 CHECK_DUPLICATES = "no duplicate round on chain"
 CHECK_MATCH = "chain records == confirmed reports"
 CHECK_LOST = "no lost report (all final)"
-CHECK_HWM = "HWM == max published NAV (chain and store)"
+CHECK_HWM = "HWM == max published NAV per share (chain and store)"
 CHECK_GAS = "gas ledger == sum of receipts"
 CHECK_ESCAPES = "no error escaped a tick"
 
@@ -747,14 +747,16 @@ class Soak:
             "ok" if not stuck and not open_pubs else f"reports {stuck[:5]}, publications {open_pubs[:5]}"
         )
 
-        # 5. The high-water mark is the highest NAV published, on chain and in the store.
+        # 5. The high-water mark is the highest NAV per share published, on chain and in the store.
         problems = []
         stored = self.store.high_water_marks()
         for fund_id in FUNDS:
-            navs = [r.nav for r in records if r.fund_id == fund_id]
+            per_share = [r.nav_per_share for r in records if r.fund_id == fund_id]
             hwm = vault.functions.navState(fund_id).call()[5]
-            if navs and not hwm == stored.get(fund_id) == max(navs):
-                problems.append(f"fund {fund_id}: chain {hwm}, store {stored.get(fund_id)}, max {max(navs)}")
+            if per_share and not hwm == stored.get(fund_id) == max(per_share):
+                problems.append(
+                    f"fund {fund_id}: chain {hwm}, store {stored.get(fund_id)}, max {max(per_share)}"
+                )
         checks[CHECK_HWM] = "ok" if not problems else "; ".join(problems)
 
         # 6. The gas ledger is the receipts' gas, and holds every transaction the engine mined.
