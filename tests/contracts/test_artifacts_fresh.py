@@ -165,6 +165,7 @@ def test_load_artifact_errors_name_the_file_and_the_fix(tmp_path: Path):
 def test_artifacts_carry_natspec_where_integrators_look():
     """The events an indexer filters, the feed's semantics and the batch word's layout are in
     the artifacts' userdoc / devdoc, not only in the Solidity sources."""
+
     def doc(name: str) -> dict:
         # NatSpec keeps the source's line breaks as runs of spaces: fold them.
         return json.loads(re.sub(r" {2,}", " ", (ARTIFACTS_DIR / f"{name}.json").read_text(encoding="utf-8")))

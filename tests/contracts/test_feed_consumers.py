@@ -7,6 +7,7 @@ from __future__ import annotations
 from web3.contract import Contract
 
 from tests.conftest import Local, reverts
+from tests.contracts.test_fund_vault import make_fund, token
 
 USD = 10**18
 USDC = 10**6
@@ -14,18 +15,6 @@ HEARTBEAT = 3600
 FLAG_PAUSED = 2
 # An arbitrary address standing for the fund share in the Aave-style oracle's source map.
 SHARE_ASSET = "0x000000000000000000000000000000000000F00D"
-
-
-def make_fund(c: Local) -> int:
-    c.vault.functions.createFund(c.manager).transact({"from": c.admin})
-    return c.vault.functions.fundCount().call()
-
-
-def token(c: Local, symbol: str, decimals: int) -> Contract:
-    t = c.deploy("MockERC20", symbol, symbol, decimals)
-    t.functions.mint(c.manager, 10**40).transact({"from": c.manager})
-    t.functions.approve(c.vault.address, 2**256 - 1).transact({"from": c.manager})
-    return t
 
 
 def deposit(c: Local, fund_id: int, asset: Contract, amount: int, shares: int) -> None:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 from eth_abi import decode
 from eth_utils import keccak
-from web3.contract import Contract
 
 from tests.conftest import Local
+from tests.contracts.test_fund_vault import make_fund, token
 
 USD = 10**18
 USDC = 10**6
@@ -18,18 +18,6 @@ FLAG_ESTIMATED = 1
 FLAG_PAUSED = 2
 NAV_RECORDED = keccak(text="NAVRecorded(uint256,uint256,uint256,uint256,uint256,uint256)")
 NAV_UPDATED = keccak(text="NAVUpdated(uint256,uint256,uint256,uint256)")
-
-
-def make_fund(c: Local) -> int:
-    c.vault.functions.createFund(c.manager).transact({"from": c.admin})
-    return c.vault.functions.fundCount().call()
-
-
-def token(c: Local, symbol: str, decimals: int) -> Contract:
-    t = c.deploy("MockERC20", symbol, symbol, decimals)
-    t.functions.mint(c.manager, 10**40).transact({"from": c.manager})
-    t.functions.approve(c.vault.address, 2**256 - 1).transact({"from": c.manager})
-    return t
 
 
 def word(fund_id: int, nav: int, as_of: int, flags: int, share_version: int) -> int:

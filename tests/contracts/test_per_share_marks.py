@@ -8,6 +8,7 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 
 from tests.conftest import Local
+from tests.contracts.test_fund_vault import make_fund, token
 
 USD = 10**18
 USDC = 10**6
@@ -15,18 +16,6 @@ DELAY = 3600  # the fixture vault's withdrawal delay
 
 # navState fields
 NAV, AS_OF, ROUND, FLAGS, HWM, TOTAL_SHARES, NAV_PER_SHARE, NAV_SHARES = 0, 1, 2, 3, 5, 6, 7, 9
-
-
-def make_fund(c: Local) -> int:
-    c.vault.functions.createFund(c.manager).transact({"from": c.admin})
-    return c.vault.functions.fundCount().call()
-
-
-def token(c: Local, symbol: str, decimals: int) -> Contract:
-    t = c.deploy("MockERC20", symbol, symbol, decimals)
-    t.functions.mint(c.manager, 10**40).transact({"from": c.manager})
-    t.functions.approve(c.vault.address, 2**256 - 1).transact({"from": c.manager})
-    return t
 
 
 def deposit(c: Local, fund_id: int, asset: Contract, amount: int, shares: int) -> dict:
