@@ -59,6 +59,9 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     /// @notice Flag bit of a paused fund (the ripcord): its NAV should not be relied on. Set
     ///         and cleared only by `setFundPaused`; NAV updates keep it as it is.
     uint16 public constant FLAG_PAUSED = 1 << 1;
+    /// @notice Flag bit set with FLAG_PAUSED when the pause is the NAV engine's own ripcord; a
+    ///         pause without it is a guardian's, which only a guardian may lift.
+    uint16 public constant FLAG_ENGINE_PAUSE = 1 << 2;
     /// @dev Set when a flow changed the share supply after the slot's NAV was accepted: that
     ///      NAV's supply is then `_marks[fundId].navShares`, not `totalShares`. Cleared by the
     ///      next NAV, which is over the current supply.
@@ -67,12 +70,12 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     ///      stored unexplained. They are replaced by every update.
     uint16 private constant _PUBLIC_FLAGS = FLAG_ESTIMATED;
     /// @dev Flags views report (`navState`, `getFundSnapshots`).
-    uint16 private constant _VISIBLE_FLAGS = FLAG_ESTIMATED | FLAG_PAUSED;
+    uint16 private constant _VISIBLE_FLAGS = FLAG_ESTIMATED | FLAG_PAUSED | FLAG_ENGINE_PAUSE;
     /// @dev Set at fund creation so `updateNAV` learns that the fund exists from the slot it
     ///      reads anyway, instead of paying a cold SLOAD (2,100 gas) on a second one.
     uint16 private constant _EXISTS = 1 << 15;
     /// @dev Bits a NAV update carries over from the slot it replaces.
-    uint16 private constant _STICKY_FLAGS = _EXISTS | FLAG_PAUSED;
+    uint16 private constant _STICKY_FLAGS = _EXISTS | FLAG_PAUSED | FLAG_ENGINE_PAUSE;
     /// @dev Set while the slot's NAV per share is the high-water mark. The mark is then implied
     ///      by the slot and `_marks` is neither read nor written: a run of new peaks (a rising
     ///      market, published hourly) costs no second cold slot per update. The mark gets its
@@ -268,6 +271,8 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     error AmountOutOfRange(uint256 amount);
     /// @notice Only a guardian or the NAV engine may pause or unpause a fund.
     error NotGuardianOrEngine(address caller);
+    /// @notice The fund's pause is a guardian's: the NAV engine cannot lift it.
+    error PauseHeldByGuardian(uint256 fundId, address caller);
     /// @notice The fund is paused (its NAV is not to be relied on), so nothing is priced at it.
     error FundIsPaused(uint256 fundId);
     /// @notice The fund's NAV was published while it had no shares: it prices no withdrawal.
@@ -288,6 +293,14 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     ///         crystallise on) rose above its previous high-water mark; `newNAV` is the new
     ///         mark, a NAV per share.
     event HighWaterMarkUpdated(uint256 indexed fundId, uint256 newNAV);
+    /// @notice A guardian published a hand-computed NAV (`correctNAV`), naming itself and why;
+    ///         the seed's `NAVUpdated` and the hub's record of it are emitted as for any NAV.
+    event NAVCorrected(
+        uint256 indexed fundId, address indexed guardian, uint256 oldNAV, uint256 newNAV, uint256 navPerShare, string reason
+    );
+    /// @notice A guardian reset the per-share high-water mark from `oldMark` to `newMark` with a
+    ///         correction (the only way the mark falls).
+    event HighWaterMarkReset(uint256 indexed fundId, uint256 oldMark, uint256 newMark, address indexed guardian);
     /// @notice A batch entry was not applied: the fund's shares changed (a deposit or a priced
     ///         withdrawal) after the NAV was computed, so the NAV is not over today's supply.
     ///         `shareVersion` is the word's (low 32 bits), `currentShareVersion` the fund's share
@@ -385,21 +398,38 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     ///         consumer that checks only staleness stops using it too. The NAV engine keeps
     ///         publishing and every update keeps the flag; withdrawals are not priced while it
     ///         is set. Other flows are stopped by `pause()` only.
+    ///         The pause belongs to whoever pulled it: the engine's own is marked
+    ///         FLAG_ENGINE_PAUSE and the engine may lift only that one; a guardian's pause
+    ///         (pulled over the engine's too) only a guardian lifts (`PauseHeldByGuardian`). A
+    ///         caller holding both roles acts as a guardian.
     /// @dev Idempotent: setting the current state again rewrites nothing and emits the event
     ///      again, so a guardian and the engine can both pull it without one of them failing.
     /// @param fundId The fund.
     /// @param paused True to pause, false to resume.
     /// @param reason Why, for people and logs (only emitted, never stored).
     function setFundPaused(uint256 fundId, bool paused, string calldata reason) external {
-        if (!hasRole(GUARDIAN_ROLE, msg.sender) && !hasRole(NAV_ENGINE_ROLE, msg.sender)) {
-            revert NotGuardianOrEngine(msg.sender);
-        }
+        bool guardian = hasRole(GUARDIAN_ROLE, msg.sender);
+        if (!guardian && !hasRole(NAV_ENGINE_ROLE, msg.sender)) revert NotGuardianOrEngine(msg.sender);
         NavSlot memory s = _loadNav(fundId);
         uint16 flags = s.flags;
         if (flags & _EXISTS == 0) revert UnknownFund(fundId);
-        uint16 updated = paused ? flags | FLAG_PAUSED : flags & ~FLAG_PAUSED;
+        uint16 updated;
+        if (paused) {
+            if (guardian) {
+                // A guardian's pause is the guardian's, over the engine's ripcord too.
+                updated = (flags | FLAG_PAUSED) & ~FLAG_ENGINE_PAUSE;
+            } else {
+                // The engine's ripcord over a pause in force changes nothing: it stays its holder's.
+                updated = flags & FLAG_PAUSED != 0 ? flags : flags | FLAG_PAUSED | FLAG_ENGINE_PAUSE;
+            }
+        } else {
+            if (!guardian && flags & FLAG_PAUSED != 0 && flags & FLAG_ENGINE_PAUSE == 0) {
+                revert PauseHeldByGuardian(fundId, msg.sender);
+            }
+            updated = flags & ~(FLAG_PAUSED | FLAG_ENGINE_PAUSE);
+        }
         if (updated != flags) {
-            if (paused) {
+            if (updated & FLAG_PAUSED != 0 && flags & FLAG_PAUSED == 0) {
                 _frozen[fundId] = Frozen({
                     navPerShare: uint128(_perShare(s.nav, _navShares(fundId, flags))), asOf: s.asOf, round: s.round
                 });
@@ -433,9 +463,16 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
         external
         onlyRole(NAV_ENGINE_ROLE)
     {
-        IAnalyticsHub.NavRecord[] memory records = new IAnalyticsHub.NavRecord[](1);
+        hub.recordNAVs(_applyOne(fundId, nav, asOf, flags));
+    }
+
+    /// @dev One NAV over today's supply, as the hub's one-record array.
+    function _applyOne(uint256 fundId, uint256 nav, uint48 asOf, uint16 flags)
+        private
+        returns (IAnalyticsHub.NavRecord[] memory records)
+    {
+        records = new IAnalyticsHub.NavRecord[](1);
         _applyNav(fundId, nav, asOf, flags, _funds[fundId].totalShares, records[0]);
-        hub.recordNAVs(records);
     }
 
     /// @notice Publishes the NAVs of many funds in one transaction; each accepted one emits
@@ -473,6 +510,41 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
             }
             hub.recordNAVs(records);
         }
+    }
+
+    /// @notice The seed's "Recalculate manually", as a guardian's transaction: publishes a
+    ///         hand-computed NAV with its reason, under the same checks as an engine update,
+    ///         and with `resetMark` sets the per-share high-water mark to this NAV per share —
+    ///         the audited way to repair a mark a bad NAV pushed up (it never falls otherwise).
+    /// @param fundId The fund.
+    /// @param nav NAV in USD with 18 decimals, over the fund's current share supply.
+    /// @param asOf Time the NAV was computed for; newer than the last one, not in the future.
+    /// @param flags FLAG_ESTIMATED or 0.
+    /// @param resetMark True to set the high-water mark to this NAV per share.
+    /// @param reason Why, for people and auditors (emitted in `NAVCorrected`, never stored).
+    function correctNAV(uint256 fundId, uint256 nav, uint48 asOf, uint16 flags, bool resetMark, string calldata reason)
+        external
+        onlyRole(GUARDIAN_ROLE)
+    {
+        (uint256 oldNav, uint256 perShare) = _correct(fundId, nav, asOf, flags, resetMark);
+        emit NAVCorrected(fundId, msg.sender, oldNav, nav, perShare, reason);
+    }
+
+    function _correct(uint256 fundId, uint256 nav, uint48 asOf, uint16 flags, bool resetMark)
+        private
+        returns (uint256 oldNav, uint256 perShare)
+    {
+        oldNav = uint128(_navWords[fundId]);
+        uint256 oldMark = _currentMark(fundId);
+        IAnalyticsHub.NavRecord[] memory records = _applyOne(fundId, nav, asOf, flags);
+        perShare = records[0].navPerShare;
+        if (resetMark && perShare != 0) {
+            // The mark is implied by the slot while at the peak: setting the bit makes this NAV
+            // per share the mark, whatever was stored before.
+            _setFlags(fundId, _flagsOf(fundId) | _AT_PEAK);
+            emit HighWaterMarkReset(fundId, oldMark, perShare, msg.sender);
+        }
+        hub.recordNAVs(records);
     }
 
     /// @notice The word `updateNAVBatch` expects for one fund. Bits 0-127: the NAV; 128-143:
@@ -859,6 +931,11 @@ contract FundVault is AccessControl, Pausable, ReentrancyGuard, IFundNavSource {
     function _setFlags(uint256 fundId, uint16 flags) private {
         uint256 w = _navWords[fundId];
         _navWords[fundId] = (w & ~(uint256(type(uint16).max) << _SLOT_FLAGS)) | uint256(flags) << _SLOT_FLAGS;
+    }
+
+    function _currentMark(uint256 fundId) private view returns (uint256) {
+        NavSlot memory n = _loadNav(fundId);
+        return _markOf(fundId, n, _navShares(fundId, n.flags));
     }
 
     /// @dev The per-share high-water mark: the slot's NAV per share while it is the peak, else

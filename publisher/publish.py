@@ -28,6 +28,7 @@ from publisher.engine import CycleResult, FundResult, NavEngine
 from publisher.fees import Fees
 from publisher.guard import Trigger
 from publisher.keys import load_account
+from publisher.price import describe
 from publisher.rpc import is_transient
 from publisher.sender import Call, Hooks, Prepared, TxSender, calldata_of, fees_of
 from publisher.store import Publication, Report, Store
@@ -153,8 +154,30 @@ class Publisher:
                     self.alerter.fire(a.kind, a.message, fund_id=f.fund_id)
             if f.valuation is not None:
                 self.alerter.resolve("oracle_failure", "prices available again", fund_id=f.fund_id)
+                # The seed's "Mark NAV as estimated … Alert monitoring": on the first estimated
+                # NAV, not when the breaker opens three cycles later.
+                cached = [a.asset for a in f.valuation.assets if a.estimated]
+                if f.valuation.estimated:
+                    message = f"NAV estimated: cached price of {', '.join(cached) or 'an asset'}"
+                    self.alerter.fire("nav_estimated", message, fund_id=f.fund_id)
+                else:
+                    self.alerter.resolve("nav_estimated", "live prices again", fund_id=f.fund_id)
             if f.decision.action != "hold":
                 self.alerter.resolve("held", f"no longer held: {f.decision.reason}", fund_id=f.fund_id)
+        self._source_alerts(cycle)
+
+    def _source_alerts(self, cycle: CycleResult) -> None:
+        """Every source dropped for deviating from its asset's median is alerted when it is
+        detected, naming the asset and the source (one condition each, deduplicated and
+        cooled down like the others), and resolved once that source is used again."""
+        firing = self.store.active_alert_keys("source_deviating")
+        for asset, agg in cycle.aggregates.items():
+            for v in agg.verdicts:
+                key = f"{asset}|{v.source}"
+                if v.status == "deviating":
+                    self.alerter.fire("source_deviating", f"{asset}: {describe(v)}", key=key)
+                elif v.status == "used" and key in firing:
+                    self.alerter.resolve("source_deviating", f"{asset}: {v.source} agrees again", key=key)
 
     # -- reconcile ----------------------------------------------------------------------------
 
@@ -310,7 +333,9 @@ class Publisher:
             try:
                 if breaker_open and not on_chain:
                     pause, reason = True, f"circuit breaker open: {f.decision.reason}"[:200]
-                elif not breaker_open and on_chain and self._engine_pause_in_force(f.fund_id):
+                elif not breaker_open and on_chain and f.snapshot.nav.engine_paused:
+                    # Only the engine's own ripcord (FLAG_ENGINE_PAUSE, held on chain): a
+                    # guardian's pause is the guardian's to lift, and the vault refuses it.
                     pause, reason = False, "circuit breaker closed: prices healthy again"
                 else:
                     continue
@@ -322,25 +347,6 @@ class Publisher:
                 self.alert("ripcord_failed", f"fund {f.fund_id}: {exc}", f.fund_id)
                 continue
             self._account(pub, cycle)
-
-    def _engine_pause_in_force(self, fund_id: int) -> bool:
-        """Whether the fund's pause on chain is the engine's own: the fund's last FundPaused event
-        is the one of the engine's last confirmed ripcord, and it paused. Read from the chain and
-        the settled outbox — never from a flag written after the receipt, which a crash in
-        between would leave unset (the pause never lifted); and a guardian's pause or release
-        after the engine's makes the fund's state the guardian's."""
-        ours = self.store.last_publication("ripcord", fund_id)
-        if ours is None or ours.block_number is None or ours.tx_hash is None:
-            return False
-        paused_events, block = self.engine.vault.events.FundPaused(), ours.block_number
-        events = self.engine.rpc_call(
-            lambda: paused_events.get_logs(from_block=block, argument_filters={"fundId": fund_id}),
-            "FundPaused events",
-        )
-        if not events:
-            return False  # our event is gone: the block was reorganised away
-        last = max(events, key=lambda e: (e["blockNumber"], e["logIndex"]))
-        return bool(last["args"]["paused"]) and last["transactionHash"].to_0x_hex() == ours.tx_hash
 
     def _still_newer(self, report: Report, cycle: CycleResult) -> bool:
         """A report whose asOf the chain already has (or passed) is obsolete: superseded."""

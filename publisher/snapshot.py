@@ -24,6 +24,9 @@ from publisher.sources.onchain import batch_call, reader
 FLAG_ESTIMATED = 1
 # Set by a guardian or by the engine when its circuit breaker opens (FundVault.FLAG_PAUSED).
 FLAG_PAUSED = 2
+# Set with FLAG_PAUSED when the pause is the engine's own ripcord (FundVault.FLAG_ENGINE_PAUSE);
+# without it the pause is a guardian's, which the vault lets only a guardian lift.
+FLAG_ENGINE_PAUSE = 4
 # Funds per getFundSnapshots eth_call. Nodes cap an eth_call's gas (anvil and many providers
 # at the block gas limit, 30M on mainnet; geth at 50M) and a fund costs about 6,700 gas per
 # asset held (13.4M for 100 funds of 20 assets, measured by bench/cycle.py): 32 funds of the
@@ -61,6 +64,11 @@ class NavOnChain:
     @property
     def paused(self) -> bool:
         return bool(self.flags & FLAG_PAUSED)
+
+    @property
+    def engine_paused(self) -> bool:
+        """Paused by the engine's own ripcord, which the engine may lift."""
+        return self.paused and bool(self.flags & FLAG_ENGINE_PAUSE)
 
     @property
     def published(self) -> bool:

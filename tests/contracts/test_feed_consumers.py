@@ -13,6 +13,7 @@ USD = 10**18
 USDC = 10**6
 HEARTBEAT = 3600
 FLAG_PAUSED = 2
+FLAG_ENGINE_PAUSE = 4  # the engine's own ripcord
 # An arbitrary address standing for the fund share in the Aave-style oracle's source map.
 SHARE_ASSET = "0x000000000000000000000000000000000000F00D"
 
@@ -162,7 +163,7 @@ def test_a_paused_fund_goes_stale_and_keeps_its_pre_pause_answer(local: Local) -
     local.travel(HEARTBEAT)
     t3 = publish(local, fid, newer[1])
     state = nav_state(local, fid)
-    assert (state[0], state[1], state[2], state[3]) == (newer[1], t3, 3, FLAG_PAUSED)
+    assert (state[0], state[1], state[2], state[3]) == (newer[1], t3, 3, FLAG_PAUSED | FLAG_ENGINE_PAUSE)
     assert state[7] == newer[1] * 10**18 // SHARES
 
     # The feed still answers round 1, as of t1.

@@ -12,6 +12,8 @@ from tests.contracts.test_fund_vault import USD, make_fund, nav_state, publish, 
 
 FLAG_ESTIMATED = 1
 FLAG_PAUSED = 2
+FLAG_ENGINE_PAUSE = 4  # with FLAG_PAUSED: the pause is the engine's own ripcord
+ENGINE_PAUSED = FLAG_PAUSED | FLAG_ENGINE_PAUSE
 SNAPSHOT_FLAGS = 14  # index of `flags` in a FundSnapshot tuple
 
 
@@ -117,29 +119,41 @@ def test_nav_updates_keep_the_pause_and_replace_only_the_estimated_flag(local: L
     publish(local, fid, 100 * USD, flags=FLAG_ESTIMATED)
     set_paused(local, fid, True, local.engine)
     # Pausing keeps the estimated flag of the NAV already published.
-    assert flags_everywhere(local, fid) == (3, True, True, 3, True)
+    assert flags_everywhere(local, fid) == (
+        ENGINE_PAUSED | FLAG_ESTIMATED,
+        True,
+        True,
+        ENGINE_PAUSED | FLAG_ESTIMATED,
+        True,
+    )
 
     t = local.travel(10)
     publish(local, fid, 101 * USD, t)  # the engine keeps publishing while paused
-    assert flags_everywhere(local, fid) == (FLAG_PAUSED, True, True, FLAG_PAUSED, True)
+    assert flags_everywhere(local, fid) == (ENGINE_PAUSED, True, True, ENGINE_PAUSED, True)
     assert nav_state(local, fid)[:3] == (101 * USD, t, 2)
 
     local.travel(10)
     publish(local, fid, 102 * USD, flags=FLAG_ESTIMATED)
-    assert flags_everywhere(local, fid) == (3, True, True, 3, True)
+    assert flags_everywhere(local, fid) == (
+        ENGINE_PAUSED | FLAG_ESTIMATED,
+        True,
+        True,
+        ENGINE_PAUSED | FLAG_ESTIMATED,
+        True,
+    )
     assert nav_state(local, fid)[4] is True  # estimated
 
     local.travel(10)
     local.vault.functions.updateNAVBatch([pack_nav_update(fid, 103 * USD, local.now(), 0)]).transact(
         {"from": local.engine}
     )
-    assert flags_everywhere(local, fid) == (FLAG_PAUSED, True, True, FLAG_PAUSED, True)
+    assert flags_everywhere(local, fid) == (ENGINE_PAUSED, True, True, ENGINE_PAUSED, True)
 
     local.travel(1)
     local.vault.get_function_by_signature("updateNAV(uint256,uint256)")(fid, 103 * USD + 1).transact(
         {"from": local.engine}
     )  # the seed form too
-    assert flags_everywhere(local, fid) == (FLAG_PAUSED, True, True, FLAG_PAUSED, True)
+    assert flags_everywhere(local, fid) == (ENGINE_PAUSED, True, True, ENGINE_PAUSED, True)
 
     set_paused(local, fid, False, local.engine)
     t = local.travel(10)
@@ -149,11 +163,11 @@ def test_nav_updates_keep_the_pause_and_replace_only_the_estimated_flag(local: L
     # The hub recorded each NAV with the flags it was accepted under, pause included.
     logs = local.hub.events.NAVRecorded().get_logs(from_block=0, argument_filters={"fundId": fid})
     assert [(e["args"]["round"], e["args"]["flags"]) for e in logs] == [
-        (1, 1),
-        (2, 2),
-        (3, 3),
-        (4, 2),
-        (5, 2),
+        (1, FLAG_ESTIMATED),
+        (2, ENGINE_PAUSED),
+        (3, ENGINE_PAUSED | FLAG_ESTIMATED),
+        (4, ENGINE_PAUSED),
+        (5, ENGINE_PAUSED),
         (6, 0),
     ]
 
@@ -217,7 +231,13 @@ def test_nav_per_share_state_is_what_nav_state_says(local: Local) -> None:
     publish(local, fid, 10 * USD, t, FLAG_ESTIMATED)
     set_paused(local, fid, True, local.engine)
     state = nav_state(local, fid)
-    assert local.vault.functions.navPerShareState(fid).call() == [state[7], t, 1, 3, True]
+    assert local.vault.functions.navPerShareState(fid).call() == [
+        state[7],
+        t,
+        1,
+        ENGINE_PAUSED | FLAG_ESTIMATED,
+        True,
+    ]
     assert state[7] == 10 * USD // 3
 
 
@@ -246,7 +266,7 @@ def test_a_pause_freezes_the_feed_at_the_last_nav_before_it(local: Local) -> Non
         {"from": local.engine}
     )
     assert nav_state(local, fid)[:3] == (24 * USD, t3, 3)
-    assert local.vault.functions.navPerShareState(fid).call() == [3 * USD, t3, 3, FLAG_PAUSED, True]
+    assert local.vault.functions.navPerShareState(fid).call() == [3 * USD, t3, 3, ENGINE_PAUSED, True]
     assert feed_data(local, fid) == frozen
     set_paused(local, fid, True, local.engine, "pulled again")  # no second freeze at the later NAV
     assert feed_data(local, fid) == frozen
@@ -266,3 +286,60 @@ def test_a_pause_before_the_first_nav_freezes_no_data(local: Local) -> None:
     assert feed_data(local, fid) == (0, 0, 0, True)
     with reverts("UnknownFund", 0):
         local.vault.functions.feedData(0).call()
+
+
+def test_the_engine_pause_is_marked_the_engines_and_only_that_one_it_lifts(local: Local) -> None:
+    fid = make_fund(local)
+    assert local.vault.functions.FLAG_ENGINE_PAUSE().call() == FLAG_ENGINE_PAUSE
+    set_paused(local, fid, True, local.engine, "breaker open")
+    assert flags_everywhere(local, fid) == (ENGINE_PAUSED, True, True, ENGINE_PAUSED, True)
+    set_paused(local, fid, False, local.engine, "breaker closed")
+    assert flags_everywhere(local, fid) == (0, False, False, 0, False)
+
+
+def test_the_engine_key_cannot_lift_a_guardians_pause(local: Local) -> None:
+    """Attack with the engine's key alone, a raw transaction straight to the vault: the
+    guardian's pause stays, and the refusal names the fund and the caller."""
+    fid = make_fund(local)
+    g = guardian(local)
+    set_paused(local, fid, True, g, "custodian audit")
+    with reverts("PauseHeldByGuardian", fid, local.engine):
+        local.vault.functions.setFundPaused(fid, False, "breaker closed").transact({"from": local.engine})
+    # Pulling it again changes nothing either: the pause stays the guardian's.
+    set_paused(local, fid, True, local.engine, "breaker open")
+    assert flags_everywhere(local, fid) == (FLAG_PAUSED, True, True, FLAG_PAUSED, True)
+    with reverts("PauseHeldByGuardian", fid, local.engine):
+        local.vault.functions.setFundPaused(fid, False, "").transact({"from": local.engine})
+    set_paused(local, fid, False, g, "audit done")
+    assert flags_everywhere(local, fid) == (0, False, False, 0, False)
+
+
+def test_a_guardians_pause_over_the_engines_ripcord_becomes_the_guardians(local: Local) -> None:
+    fid = make_fund(local)
+    g = guardian(local)
+    set_paused(local, fid, True, local.engine, "breaker open")
+    set_paused(local, fid, True, g, "keep it paused: investigating")
+    assert flags_everywhere(local, fid) == (FLAG_PAUSED, True, True, FLAG_PAUSED, True)
+    with reverts("PauseHeldByGuardian", fid, local.engine):
+        local.vault.functions.setFundPaused(fid, False, "breaker closed").transact({"from": local.engine})
+    # The guardian may lift the engine's ripcord as well as its own.
+    set_paused(local, fid, False, g, "done")
+    set_paused(local, fid, True, local.engine, "breaker open")
+    set_paused(local, fid, False, g, "overruled")
+    assert flags_everywhere(local, fid) == (0, False, False, 0, False)
+
+
+def test_a_key_with_both_roles_pauses_as_a_guardian(local: Local) -> None:
+    fid = make_fund(local)
+    local.vault.functions.grantRole(GUARDIAN_ROLE, local.engine).transact({"from": local.admin})
+    set_paused(local, fid, True, local.engine, "both roles")
+    assert flags_everywhere(local, fid)[0] == FLAG_PAUSED  # no FLAG_ENGINE_PAUSE: a guardian's
+
+
+def test_updates_keep_who_holds_the_pause(local: Local) -> None:
+    fid = make_fund(local)
+    set_paused(local, fid, True, local.engine, "breaker open")
+    publish(local, fid, 10 * USD, local.now())
+    assert nav_state(local, fid)[3] == ENGINE_PAUSED
+    (rec,) = local.hub.events.NAVRecorded().get_logs(from_block=0, argument_filters={"fundId": fid})
+    assert rec["args"]["flags"] == ENGINE_PAUSED

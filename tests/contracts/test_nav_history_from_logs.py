@@ -16,6 +16,7 @@ USD = 10**18
 USDC = 10**6
 FLAG_ESTIMATED = 1
 FLAG_PAUSED = 2
+FLAG_ENGINE_PAUSE = 4  # the pause is the engine's own ripcord
 NAV_RECORDED = keccak(text="NAVRecorded(uint256,uint256,uint256,uint256,uint256,uint256)")
 NAV_UPDATED = keccak(text="NAVUpdated(uint256,uint256,uint256,uint256)")
 
@@ -34,7 +35,7 @@ class Model:
     navs: dict[int, list[tuple[int, int, int, int]]] = field(default_factory=dict)
 
     def accepted(self, fund_id: int, nav: int, as_of: int, flags: int) -> None:
-        visible = flags | (FLAG_PAUSED if self.paused.get(fund_id) else 0)
+        visible = flags | (FLAG_PAUSED | FLAG_ENGINE_PAUSE if self.paused.get(fund_id) else 0)
         self.navs.setdefault(fund_id, []).append((nav, as_of, visible, self.shares.get(fund_id, 0)))
 
     def records(self, fund_id: int) -> list[tuple[int, int, int, int, int]]:
@@ -206,7 +207,8 @@ def test_every_funds_history_is_rebuilt_from_logs_alone(local: Local) -> None:
     histories = {fid: check_history(local, s.model, fid) for fid in (a, b, c)}
     assert local.vault.functions.fundCount().call() == 3
     assert [len(h) for h in histories.values()] == [5, 4, 5]
-    assert [r[4] for r in histories[c]] == [FLAG_ESTIMATED, 0, FLAG_PAUSED, FLAG_PAUSED | FLAG_ESTIMATED, 0]
+    paused = FLAG_PAUSED | FLAG_ENGINE_PAUSE
+    assert [r[4] for r in histories[c]] == [FLAG_ESTIMATED, 0, paused, paused | FLAG_ESTIMATED, 0]
     assert [r[4] for r in histories[a]] == [0] * 5
 
     # The flows do not read as a change of NAV per share: A's deposit sits between two $1.01

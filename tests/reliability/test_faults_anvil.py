@@ -51,11 +51,12 @@ from publisher.chain import contract_at, send
 from publisher.cli import main
 from publisher.config import Settings, load_settings
 from publisher.deployment import Deployment, load_deployment
-from publisher.keys import dev_account
+from publisher.keys import DEMO_GUARDIAN_INDEX, dev_account
 from publisher.localchain import AnvilNode
 from publisher.navlog import NavRecord, nav_records
 from publisher.publish import FundOutcome, Publisher
 from publisher.sender import Hooks
+from publisher.snapshot import FLAG_ENGINE_PAUSE
 from publisher.store import DB_FILE, Store, StoreError
 from tests.chainops import advance
 from tests.faultkit import SimulatedCrash, chain_settings, crash
@@ -668,11 +669,12 @@ def test_guardian_pause_after_the_engines_release_and_repause_is_not_lifted(
 ) -> None:
     """The engine pulls the ripcord; a guardian releases it and pauses the fund again for a reason
     of its own before the next cycle. The breaker then closes: the pause is the guardian's (the
-    fund's last FundPaused is not the engine's) and stays."""
+    vault holds it as a guardian's, FLAG_ENGINE_PAUSE clear) and stays."""
     pub = breaker_opening(settings, chain)
     (o,) = pub.cycle([1])
     assert o.decision == "failed" and chain.state(1).paused
-    guardian = dev_account(settings, 0)  # the deployer holds the guardian role in the demo
+    assert chain.state(1).flags & FLAG_ENGINE_PAUSE  # the engine's own ripcord
+    guardian = dev_account(settings, DEMO_GUARDIAN_INDEX)
     vault = contract_at(chain.w3, "FundVault", chain.deployment.vault)
     send(chain.w3, guardian, vault.functions.setFundPaused(1, False, "checked"), "release")
     send(chain.w3, guardian, vault.functions.setFundPaused(1, True, "custodian audit"), "pause")
@@ -681,6 +683,7 @@ def test_guardian_pause_after_the_engines_release_and_repause_is_not_lifted(
     (o,) = pub.cycle([1])
     assert o.decision == "published"  # the engine publishes while paused; consumers see the flag
     assert chain.state(1).paused and pauses(chain, 1) == [True, False, True]
+    assert not chain.state(1).flags & FLAG_ENGINE_PAUSE
 
 
 def test_stuck_pause_no_longer_wanted_gives_its_nonce_to_the_nav(
