@@ -20,8 +20,9 @@ from publisher.api import serve as serve_app
 from publisher.artifacts import REPO_ROOT
 from publisher.chain import connect, contract_at
 from publisher.config import Settings, load_settings
+from publisher.correct import correct_nav, parse_nav
 from publisher.demo import RatesServer
-from publisher.deploy import deploy_core, deploy_demo
+from publisher.deploy import deploy_core, deploy_demo, separate_roles
 from publisher.deployment import load_deployment
 from publisher.engine import NavEngine
 from publisher.gas import gas_overview, ledger
@@ -29,7 +30,7 @@ from publisher.keeper import TICK_S, Keeper, running_keeper, serve_http
 from publisher.keys import load_account
 from publisher.localchain import AnvilConfig, running_anvil, start_detached, stop_detached
 from publisher.logs import setup_logging
-from publisher.money import fmt_usd
+from publisher.money import fmt_usd, usd_str
 from publisher.output import (
     gas_model,
     nav_model,
@@ -71,21 +72,34 @@ def deploy(
     engine: Annotated[
         str | None, typer.Option(help="Address granted the NAV engine role (default: the signing key's)")
     ] = None,
+    guardian: Annotated[
+        list[str] | None,
+        typer.Option(help="Address granted the guardian role (repeatable); required off the local chain"),
+    ] = None,
 ) -> None:
     """Deploy the contracts to the configured RPC and write deployment.json."""
     settings = load_settings()
-    _deploy(settings, demo=demo, engine=engine)
+    _deploy(settings, demo=demo, engine=engine, guardians=guardian or [])
 
 
-def _deploy(settings: Settings, *, demo: bool, engine: str | None) -> None:
-    w3 = connect(settings)
+def _deploy(
+    settings: Settings, *, demo: bool, engine: str | None, guardians: list[str] | None = None
+) -> None:
+    guardians = list(guardians or [])
+    for name, value in [("--engine", engine), *(("--guardian", g) for g in guardians)]:
+        if value is not None and not Web3.is_address(value):
+            raise NavPubError(f"{name}: {value!r} is not an address (0x followed by 40 hex digits)")
     account = load_account(settings)
-    if engine is not None and not Web3.is_address(engine):
-        raise NavPubError(f"--engine: {engine!r} is not an address (0x followed by 40 hex digits)")
     target = engine or account.address
+    if not settings.is_local_chain():
+        # Before any transaction: one key must not hold every role off the local chain.
+        separate_roles(account.address, target, guardians)
+    w3 = connect(settings)
     run = deploy_demo if demo else deploy_core
     with out.status("deploying..."):
-        deployment = run(w3, settings, account, target, progress=lambda line: out.print(f"  {line}"))
+        deployment = run(
+            w3, settings, account, target, progress=lambda line: out.print(f"  {line}"), guardians=guardians
+        )
     out.print(f"[green]deployed[/] on chain {deployment.chain_id}; wrote {settings.deployment_path}")
 
 
@@ -343,6 +357,30 @@ def approve(
     out.print(
         f"approved report {report.id} of fund {fund}: NAV {fmt_usd(report.nav or 0)} ({report.reason}); "
         "it is published by the next publish cycle",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def correct(
+    fund: Annotated[int, typer.Option(help="Fund id to correct")],
+    nav: Annotated[str, typer.Option(help="The hand-computed NAV in USD, exact (e.g. 690000.25)")],
+    reason: Annotated[str, typer.Option(help="Why, logged on chain in NAVCorrected")],
+    reset_mark: Annotated[
+        bool,
+        typer.Option("--reset-mark", help="Also set the per-share high-water mark to this NAV per share"),
+    ] = False,
+) -> None:
+    """Publish a hand-computed NAV as a guardian (the seed's "Recalculate manually"), signed with
+    the guardian's own key; --reset-mark repairs a high-water mark a bad NAV pushed up."""
+    settings = load_settings()
+    c = correct_nav(settings, fund, parse_nav(nav), reason, reset_mark=reset_mark)
+    mark = ""
+    if c.old_mark is not None and c.new_mark is not None:
+        mark = f"; high-water mark reset from ${usd_str(c.old_mark)} to ${usd_str(c.new_mark)} a share"
+    out.print(
+        f"corrected fund {c.fund_id}: NAV {fmt_usd(c.nav)} (${usd_str(c.nav_per_share)} a share) as of "
+        f"{c.as_of}, by guardian {c.guardian} in {c.tx_hash}{mark}",
         soft_wrap=True,
     )
 

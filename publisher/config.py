@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     keystore: Path | None = Field(None, description="Encrypted JSON keystore of the NAV engine")
     keystore_password: SecretStr | None = Field(None, description="Password of the keystore")
     keystore_password_file: Path | None = Field(None, description="File holding the keystore password")
+    # The guardian's own key (corrections, approvals): never the engine's. On the local chain,
+    # without one, anvil's dev account #4, the demo's guardian.
+    guardian_private_key: SecretStr | None = Field(None, description="Hex private key of a guardian")
+    guardian_keystore: Path | None = Field(None, description="Encrypted JSON keystore of a guardian")
+    guardian_keystore_password: SecretStr | None = Field(None, description="Password of that keystore")
+    guardian_keystore_password_file: Path | None = Field(None, description="File holding that password")
 
     sources_file: Path | None = Field(
         None, description="TOML file of HTTP price sources, haircuts, FX and off-exchange accounts"
@@ -254,4 +260,10 @@ def load_settings(**overrides: object) -> Settings:
 
 def _is_secret(field: str) -> bool:
     # A database URL may carry its password (postgresql://user:password@host/db).
-    return field in {"private_key", "keystore_password", "database_url"}
+    return field in {
+        "private_key",
+        "keystore_password",
+        "guardian_private_key",
+        "guardian_keystore_password",
+        "database_url",
+    }

@@ -3,7 +3,7 @@ per-fund Chainlink-shaped NAV-per-share feeds (FundNavFeed)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 import rlp
@@ -13,11 +13,12 @@ from web3 import Web3
 from web3.contract import Contract
 
 from publisher import demo
+from publisher._exceptions import InputError
 from publisher.artifacts import load_artifact
 from publisher.chain import contract_at, send
 from publisher.config import Settings
 from publisher.deployment import Deployment, FeedInfo, FundInfo, TokenInfo, write_deployment
-from publisher.keys import dev_account
+from publisher.keys import DEMO_GUARDIAN_INDEX, dev_account
 
 NAV_ENGINE_ROLE = keccak(text="NAV_ENGINE_ROLE")
 GUARDIAN_ROLE = keccak(text="GUARDIAN_ROLE")
@@ -56,8 +57,31 @@ def deploy_fund_feed(
     return to_checksum_address(feed.address)
 
 
+def separate_roles(admin: str, engine: str, guardians: Sequence[str]) -> None:
+    """Off the local chain the admin, the NAV engine and the guardians are different keys: one
+    stolen key must not be able to publish, confirm and grant. Raises InputError naming the
+    overlap (checked before any transaction)."""
+    admin, engine = to_checksum_address(admin), to_checksum_address(engine)
+    found = {to_checksum_address(g) for g in guardians}
+    if engine == admin:
+        raise InputError(
+            f"off the local chain the NAV engine must not be the admin key {admin}: pass --engine ADDRESS"
+        )
+    if not found:
+        raise InputError("off the local chain a guardian is required: pass --guardian ADDRESS")
+    for g in sorted(found):
+        if g in (admin, engine):
+            role = "admin" if g == admin else "NAV engine"
+            raise InputError(f"off the local chain the guardian {g} must not be the {role} key")
+
+
 def deploy_core(
-    w3: Web3, settings: Settings, deployer: LocalAccount, engine: str, progress: Progress = _quiet
+    w3: Web3,
+    settings: Settings,
+    deployer: LocalAccount,
+    engine: str,
+    progress: Progress = _quiet,
+    guardians: Sequence[str] = (),
 ) -> Deployment:
     """Deploys AnalyticsHub, FundVault and PriceOracleRouter and grants `engine` the NAV role.
 
@@ -87,6 +111,10 @@ def deploy_core(
     # Only the vault takes NAVs: the hub records what the vault accepts, nothing else.
     send(w3, deployer, vault.functions.grantRole(NAV_ENGINE_ROLE, engine), "grant NAV_ENGINE_ROLE")
     progress(f"NAV engine role -> {engine}")
+    granted = [to_checksum_address(g) for g in guardians]
+    for g in granted:
+        send(w3, deployer, vault.functions.grantRole(GUARDIAN_ROLE, g), "grant GUARDIAN_ROLE")
+        progress(f"guardian role   -> {g}")
     deployment = Deployment(
         chain_id=w3.eth.chain_id,
         deploy_block=start_block + 1,
@@ -97,21 +125,29 @@ def deploy_core(
             "AnalyticsHub": hub.address,
             "PriceOracleRouter": router.address,
         },
+        guardians=granted,
     )
     write_deployment(settings.deployment_path, deployment)
     return deployment
 
 
 def deploy_demo(
-    w3: Web3, settings: Settings, deployer: LocalAccount, engine: str, progress: Progress = _quiet
+    w3: Web3,
+    settings: Settings,
+    deployer: LocalAccount,
+    engine: str,
+    progress: Progress = _quiet,
+    guardians: Sequence[str] = (),
 ) -> Deployment:
     """deploy_core, then mock tokens, three feeds per asset, the three demo funds and one
     FundNavFeed per demo fund (recorded in ``fund_feeds``).
 
     Actors are anvil's dev accounts: the deployer (admin), #1 the funds' manager, #2 the
-    investor who holds the shares and queues a withdrawal in every fund.
+    investor who holds the shares and queues a withdrawal in every fund, #4 the guardian (a
+    key of its own: the engine's ripcord is the engine's, a guardian's pause the guardian's).
     """
-    core = deploy_core(w3, settings, deployer, engine, progress)
+    guardian = dev_account(settings, DEMO_GUARDIAN_INDEX)
+    core = deploy_core(w3, settings, deployer, engine, progress, [*guardians, guardian.address])
     manager = dev_account(settings, 1)
     investor = dev_account(settings, 2)
     router = contract_at(w3, "PriceOracleRouter", core.router)
@@ -176,7 +212,12 @@ def deploy_demo(
         progress(f"fund {fund.fund_id} NAV feed   {fund_feeds[fund.fund_id]}")
 
     deployment = core.model_copy(
-        update={"tokens": tokens, "feeds": feeds, "funds": funds, "fund_feeds": fund_feeds}
+        update={
+            "tokens": tokens,
+            "feeds": feeds,
+            "funds": funds,
+            "fund_feeds": fund_feeds,
+        }
     )
     write_deployment(settings.deployment_path, deployment)
     return deployment

@@ -69,8 +69,15 @@ class Deployment(BaseModel, frozen=True):
     # fund id -> its FundNavFeed (AggregatorV3 view of the fund's NAV per share); files
     # written before feeds existed have none
     fund_feeds: dict[int, str] = Field(default_factory=dict)
+    # accounts granted GUARDIAN_ROLE at deployment (the demo's); files before them have none
+    guardians: list[str] = Field(default_factory=list)
 
     _addrs = field_validator("deployer", "nav_engine")(_checksum)
+
+    @field_validator("guardians")
+    @classmethod
+    def _guardians(cls, v: list[str]) -> list[str]:
+        return [_checksum(a) for a in v]
 
     @field_validator("fund_feeds")
     @classmethod

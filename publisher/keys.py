@@ -1,4 +1,5 @@
-"""The NAV engine's signing key: a keystore or a hex key, or anvil's dev key on the local chain.
+"""The signing keys: the NAV engine's and a guardian's, each a keystore or a hex key of its own,
+or anvil's dev key on the local chain.
 
 No function here puts key material into a message, a log line or an exception.
 """
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from pydantic import SecretStr
 
 from publisher._exceptions import KeyConfigError
 from publisher.config import ENV_PREFIX, Settings
@@ -17,6 +19,11 @@ from publisher.config import ENV_PREFIX, Settings
 PK = f"{ENV_PREFIX}PRIVATE_KEY"
 KS = f"{ENV_PREFIX}KEYSTORE"
 KS_PW = f"{ENV_PREFIX}KEYSTORE_PASSWORD"
+GPK = f"{ENV_PREFIX}GUARDIAN_PRIVATE_KEY"
+GKS = f"{ENV_PREFIX}GUARDIAN_KEYSTORE"
+GKS_PW = f"{ENV_PREFIX}GUARDIAN_KEYSTORE_PASSWORD"
+# anvil's dev account that is the demo's guardian (#0 deploys and is the NAV engine).
+DEMO_GUARDIAN_INDEX = 4
 
 
 def load_account(settings: Settings, *, dev_index: int = 0) -> LocalAccount:
@@ -27,9 +34,11 @@ def load_account(settings: Settings, *, dev_index: int = 0) -> LocalAccount:
     other chain because its private key is public.
     """
     if settings.keystore is not None:
-        account = _from_keystore(settings)
+        account = _from_keystore(
+            settings.keystore, settings.keystore_password, settings.keystore_password_file, KS, KS_PW
+        )
     elif settings.private_key is not None:
-        account = _from_hex(settings.private_key.get_secret_value())
+        account = _from_hex(settings.private_key.get_secret_value(), PK)
     else:
         local = settings.anvil()
         if local is None or not settings.is_local_chain():
@@ -39,6 +48,46 @@ def load_account(settings: Settings, *, dev_index: int = 0) -> LocalAccount:
         return Account.from_key(local.dev_keys()[dev_index])
     _refuse_dev_key_off_local(settings, account)
     return account
+
+
+def load_guardian(settings: Settings) -> LocalAccount:
+    """A guardian's signer: its own keystore or hex key (NAVPUB_GUARDIAN_*), else on the local
+    chain the demo's guardian (dev account #4). Never the engine's key: a stolen engine key
+    must not be able to confirm or correct its own NAVs."""
+    if settings.guardian_keystore is not None:
+        account = _from_keystore(
+            settings.guardian_keystore,
+            settings.guardian_keystore_password,
+            settings.guardian_keystore_password_file,
+            GKS,
+            GKS_PW,
+        )
+    elif settings.guardian_private_key is not None:
+        account = _from_hex(settings.guardian_private_key.get_secret_value(), GPK)
+    else:
+        local = settings.anvil()
+        if local is None or not settings.is_local_chain():
+            raise KeyConfigError(
+                GPK, f"no guardian key configured: set {GKS} (with {GKS_PW} or {GKS_PW}_FILE) or {GPK}"
+            )
+        return Account.from_key(local.dev_keys()[DEMO_GUARDIAN_INDEX])
+    _refuse_dev_key_off_local(settings, account, GPK)
+    engine = _configured_engine(settings)
+    if engine is not None and engine == account.address:
+        raise KeyConfigError(
+            GPK, f"is the NAV engine's key ({account.address}); a guardian signs with its own"
+        )
+    return account
+
+
+def _configured_engine(settings: Settings) -> str | None:
+    """The engine's address when a key of its own is configured (never a dev key)."""
+    if settings.keystore is None and settings.private_key is None:
+        return None
+    try:
+        return load_account(settings).address
+    except KeyConfigError:
+        return None
 
 
 def dev_account(settings: Settings, index: int) -> LocalAccount:
@@ -52,57 +101,58 @@ def dev_account(settings: Settings, index: int) -> LocalAccount:
     return Account.from_key(keys[index])
 
 
-def _from_hex(raw: str) -> LocalAccount:
+def _from_hex(raw: str, var: str) -> LocalAccount:
     text = raw.strip()
     body = text[2:] if text.lower().startswith("0x") else text
     if len(body) != 64 or any(c not in "0123456789abcdefABCDEF" for c in body):
-        raise KeyConfigError(PK, "is not a 32-byte hex private key (64 hex digits, optional 0x)")
+        raise KeyConfigError(var, "is not a 32-byte hex private key (64 hex digits, optional 0x)")
     try:
         return Account.from_key("0x" + body)
     except ValueError:
-        raise KeyConfigError(PK, "is not a valid secp256k1 private key") from None
+        raise KeyConfigError(var, "is not a valid secp256k1 private key") from None
 
 
-def _from_keystore(settings: Settings) -> LocalAccount:
-    path = settings.keystore
-    assert path is not None
+def _from_keystore(
+    path: Path, password: SecretStr | None, password_file: Path | None, var: str, pw_var: str
+) -> LocalAccount:
     if not path.is_file():
-        raise KeyConfigError(KS, f"{path} does not exist")
+        raise KeyConfigError(var, f"{path} does not exist")
     try:
         keyfile = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise KeyConfigError(KS, f"{path} is not a JSON keystore file") from None
-    password = _keystore_password(settings)
+        raise KeyConfigError(var, f"{path} is not a JSON keystore file") from None
+    secret = _keystore_password(path, password, password_file, pw_var)
     try:
-        key = Account.decrypt(keyfile, password)
+        key = Account.decrypt(keyfile, secret)
     except ValueError as exc:
         # eth-account says "MAC mismatch" for a wrong password; anything else is a bad file.
         if "MAC mismatch" in str(exc):
-            raise KeyConfigError(KS_PW, f"does not decrypt {path} (wrong password)") from None
-        raise KeyConfigError(KS, f"{path} is not a valid keystore") from None
+            raise KeyConfigError(pw_var, f"does not decrypt {path} (wrong password)") from None
+        raise KeyConfigError(var, f"{path} is not a valid keystore") from None
     except (KeyError, TypeError):
-        raise KeyConfigError(KS, f"{path} is not a valid keystore") from None
+        raise KeyConfigError(var, f"{path} is not a valid keystore") from None
     return Account.from_key(key)
 
 
-def _keystore_password(settings: Settings) -> str:
-    if settings.keystore_password is not None:
-        return settings.keystore_password.get_secret_value()
-    pw_file: Path | None = settings.keystore_password_file
-    if pw_file is not None:
-        if not pw_file.is_file():
-            raise KeyConfigError(f"{KS_PW}_FILE", f"{pw_file} does not exist")
-        return pw_file.read_text().rstrip("\r\n")
-    raise KeyConfigError(KS_PW, f"is needed to decrypt {settings.keystore} (or set {KS_PW}_FILE)")
+def _keystore_password(
+    path: Path, password: SecretStr | None, password_file: Path | None, pw_var: str
+) -> str:
+    if password is not None:
+        return password.get_secret_value()
+    if password_file is not None:
+        if not password_file.is_file():
+            raise KeyConfigError(f"{pw_var}_FILE", f"{password_file} does not exist")
+        return password_file.read_text().rstrip("\r\n")
+    raise KeyConfigError(pw_var, f"is needed to decrypt {path} (or set {pw_var}_FILE)")
 
 
-def _refuse_dev_key_off_local(settings: Settings, account: LocalAccount) -> None:
+def _refuse_dev_key_off_local(settings: Settings, account: LocalAccount, var: str = PK) -> None:
     local = settings.anvil()
     if local is None or settings.is_local_chain():
         return
     if account.address in local.dev_addresses():
         raise KeyConfigError(
-            PK,
+            var,
             f"is one of anvil's public dev keys ({account.address}); it is refused on chain id "
             f"{settings.resolved_chain_id()} because anyone can sign with it",
         )
