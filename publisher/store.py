@@ -865,6 +865,12 @@ class Store:
         m["active"] = bool(m["active"])
         return AlertState(**m)
 
+    def active_alert_keys(self, kind: str) -> set[str]:
+        """The keys of every condition of `kind` firing now (one query, whatever their number)."""
+        q = select(alert_state.c.key).where(alert_state.c.kind == kind, alert_state.c.active.is_(True))
+        with self._read() as conn:
+            return {r.key for r in conn.execute(q)}
+
     def set_alert_state(self, kind: str, key: str, *, active: bool, first_at: int,
                         last_sent_at: int | None, last_message: str) -> None:  # fmt: skip
         values = {"active": active, "first_at": first_at, "last_sent_at": last_sent_at,

@@ -139,6 +139,15 @@ def posted(env: Env, kind: str, status: str = "firing", fund_id: int = 1) -> lis
     return [b for b in bodies if (b["kind"], b["status"], b["fund_id"]) == (kind, status, fund_id)]
 
 
+def source_alerts(env: Env, status: str) -> set[str]:
+    """The keys (asset|source) of the source_deviating alerts the webhook received, by status;
+    a set, and each key posted once (deduplicated)."""
+    bodies = [json.loads(r.body) for r in env.hooks.requests_to("/hook")]
+    keys = [b["key"] for b in bodies if (b["kind"], b["status"]) == ("source_deviating", status)]
+    assert len(keys) == len(set(keys)), keys
+    return set(keys)
+
+
 def inputs_of(env: Env, outcome: FundOutcome) -> dict[str, Any]:
     assert outcome.report_id is not None
     report = env.pub.store.report(outcome.report_id)
@@ -305,10 +314,18 @@ def test_a_thin_source_flash_is_never_published_and_the_next_cycle_is_normal(env
     assert states[env.feed_id("BTC", 1)][0] == states[env.feed_id("BTC", 2)][0] == "deviating"
     assert flash.nav == FUND1_NAV and flash.estimated and flash.decision == "published"
     assert env.pub.store.cached_prices(["BTC"])["BTC"].price == cached  # the flash never enters the cache
+    # Alerted on detection (the seed's "Alert monitoring"), not when the breaker opens: each
+    # deviating source by asset and name, and the fund's first estimated NAV.
+    dropped = {f"BTC|{env.feed_id('BTC', i)}" for i in (1, 2)}
+    assert source_alerts(env, "firing") == dropped
+    (estimated,) = posted(env, "nav_estimated")
+    assert "cached price of BTC" in estimated["message"]
     # Back: the two live sources agree (confidence 66), a live price again, nothing estimated.
     send(env.w3, env.oracle, env.feed("BTC", 2).functions.updateAnswer(base_answer("BTC", 2)), "back")
     after = cycle(env)
     assert after.decision == "published" and not after.estimated
+    assert source_alerts(env, "resolved") == dropped and source_alerts(env, "firing") == dropped  # once
+    assert len(posted(env, "nav_estimated", "resolved")) == 1
     assert after.nav == FUND1_NAV + 10 * ((price18("BTC", 1) + price18("BTC", 2)) // 2 - 42_000 * E18)
     assert env.pub.store.fund_record(1).guard.consecutive_bad == 0
     baseline = chain_nav(env)
