@@ -225,7 +225,7 @@ def render(r: dict[str, Any]) -> str:
     per_million = Decimal(m["usd_per_gas"]) * 10**6
     lines.append(
         f"monthly, 100 funds hourly at the seed's ${per_million:.2f} per million gas: "
-        f"${m['usd']} vs the seed's ${m['seed_usd']} ({m['share_of_seed_pct']} %, target <= 25 %); "
+        f"${m['usd']} vs the seed's ${m['seed_usd']} ({m['share_of_seed_pct']} % of it); "
         f"every hour a new peak: ${m['usd_rising']} ({m['share_of_seed_pct_rising']} %)"
     )
     return "\n".join(lines)
