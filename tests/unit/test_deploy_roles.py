@@ -12,20 +12,11 @@ from publisher._exceptions import InputError
 from publisher.cli import main
 from publisher.deploy import separate_roles
 from publisher.localchain import free_port
+from tests.unit.test_settings_errors import clean_env  # noqa: F401  (autouse: no NAVPUB_* from the shell)
 
 ADMIN = Account.create().address
 ENGINE = Account.create().address
 GUARDIAN = Account.create().address
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("NAVPUB_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.mark.parametrize(
