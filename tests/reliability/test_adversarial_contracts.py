@@ -147,7 +147,8 @@ def args_for(w: World, fn: dict[str, Any]) -> list[Any]:
         "nav": 2 * USD, "asOf": now, "timestamp": now, "flags": 0,
         "updates": [pack_nav_update(w.fund, 2 * USD, now, 0, share_version(w.c, w.fund))],
         "records": [(w.fund, latest_round, latest_nav, per_share, latest_as_of, 0)],
-        "delay": 60, "paused": True, "resetMark": True, "reason": "adversarial test", "feeds": [w.feed.address],
+        "delay": 60, "paused": True, "resetMark": True, "reason": "adversarial test",
+        "feeds": [w.feed.address],
         "maxAges": [3_600], "maxDeviationBps_": 1_000, "minConfidence_": 50,
     }  # fmt: skip
     if fn["name"] == "recordNAV":  # the hub's seed call names the vault's latest NAV
