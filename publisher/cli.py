@@ -42,6 +42,7 @@ from publisher.output import (
     render_publish,
 )
 from publisher.publish import Publisher
+from publisher.rotate import rotate_engine
 from publisher.snapshot import read_snapshot
 from publisher.status import keeper_status, render_keeper, render_status, status_model
 from publisher.store import Store
@@ -381,6 +382,23 @@ def correct(
     out.print(
         f"corrected fund {c.fund_id}: NAV {fmt_usd(c.nav)} (${usd_str(c.nav_per_share)} a share) as of "
         f"{c.as_of}, by guardian {c.guardian} in {c.tx_hash}{mark}",
+        soft_wrap=True,
+    )
+
+
+@app.command("rotate-engine")
+def rotate_engine_command(
+    new: Annotated[str, typer.Option("--new", help="Address of the new NAV engine key")],
+) -> None:
+    """Rotate the NAV engine key, signed with the admin's key: settle the old key's transactions,
+    grant the new key, revoke the old one, update deployment.json (stop the keeper first)."""
+    settings = load_settings()
+    r = rotate_engine(settings, new)
+    revoked = f"revoked {r.old} in {r.revoke_tx}" if r.revoke_tx else f"{r.old} held no role any more"
+    out.print(
+        f"NAV engine rotated: granted {r.new} in {r.grant_tx}; {revoked}; {r.settled} publication(s) of "
+        f"the old key settled, {r.waiting} NAV(s) waiting in the outbox for the new key. Next: set "
+        "NAVPUB_KEYSTORE (or NAVPUB_PRIVATE_KEY) to the new key and start the keeper.",
         soft_wrap=True,
     )
 

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     guardian_keystore: Path | None = Field(None, description="Encrypted JSON keystore of a guardian")
     guardian_keystore_password: SecretStr | None = Field(None, description="Password of that keystore")
     guardian_keystore_password_file: Path | None = Field(None, description="File holding that password")
+    # The admin's key (role grants: engine key rotation). On the local chain, without one, anvil's
+    # dev account #0, the demo's deployer.
+    admin_private_key: SecretStr | None = Field(None, description="Hex private key of the admin")
+    admin_keystore: Path | None = Field(None, description="Encrypted JSON keystore of the admin")
+    admin_keystore_password: SecretStr | None = Field(None, description="Password of that keystore")
+    admin_keystore_password_file: Path | None = Field(None, description="File holding that password")
 
     sources_file: Path | None = Field(
         None, description="TOML file of HTTP price sources, haircuts, FX and off-exchange accounts"
@@ -265,5 +271,7 @@ def _is_secret(field: str) -> bool:
         "keystore_password",
         "guardian_private_key",
         "guardian_keystore_password",
+        "admin_private_key",
+        "admin_keystore_password",
         "database_url",
     }

@@ -1,5 +1,5 @@
-"""The signing keys: the NAV engine's and a guardian's, each a keystore or a hex key of its own,
-or anvil's dev key on the local chain.
+"""The signing keys: the NAV engine's, a guardian's and the admin's, each a keystore or a hex key
+of its own, or anvil's dev key on the local chain.
 
 No function here puts key material into a message, a log line or an exception.
 """
@@ -19,9 +19,6 @@ from publisher.config import ENV_PREFIX, Settings
 PK = f"{ENV_PREFIX}PRIVATE_KEY"
 KS = f"{ENV_PREFIX}KEYSTORE"
 KS_PW = f"{ENV_PREFIX}KEYSTORE_PASSWORD"
-GPK = f"{ENV_PREFIX}GUARDIAN_PRIVATE_KEY"
-GKS = f"{ENV_PREFIX}GUARDIAN_KEYSTORE"
-GKS_PW = f"{ENV_PREFIX}GUARDIAN_KEYSTORE_PASSWORD"
 # anvil's dev account that is the demo's guardian (#0 deploys and is the NAV engine).
 DEMO_GUARDIAN_INDEX = 4
 
@@ -54,28 +51,48 @@ def load_guardian(settings: Settings) -> LocalAccount:
     """A guardian's signer: its own keystore or hex key (NAVPUB_GUARDIAN_*), else on the local
     chain the demo's guardian (dev account #4). Never the engine's key: a stolen engine key
     must not be able to confirm or correct its own NAVs."""
-    if settings.guardian_keystore is not None:
+    return _role_key(settings, "guardian", DEMO_GUARDIAN_INDEX)
+
+
+def load_admin(settings: Settings) -> LocalAccount:
+    """The admin's signer (role grants): its own keystore or hex key (NAVPUB_ADMIN_*), else on
+    the local chain the demo's deployer (dev account #0). Never the engine's key off the local
+    chain."""
+    return _role_key(settings, "admin", 0)
+
+
+def _role_key(settings: Settings, role: str, dev_index: int) -> LocalAccount:
+    """The `role`'s key from its own settings (`<role>_keystore`, `<role>_private_key`, …)."""
+    var = f"{ENV_PREFIX}{role.upper()}_PRIVATE_KEY"
+    ks_var = f"{ENV_PREFIX}{role.upper()}_KEYSTORE"
+    keystore: Path | None = getattr(settings, f"{role}_keystore")
+    private_key: SecretStr | None = getattr(settings, f"{role}_private_key")
+    if keystore is not None:
         account = _from_keystore(
-            settings.guardian_keystore,
-            settings.guardian_keystore_password,
-            settings.guardian_keystore_password_file,
-            GKS,
-            GKS_PW,
+            keystore,
+            getattr(settings, f"{role}_keystore_password"),
+            getattr(settings, f"{role}_keystore_password_file"),
+            ks_var,
+            f"{ks_var}_PASSWORD",
         )
-    elif settings.guardian_private_key is not None:
-        account = _from_hex(settings.guardian_private_key.get_secret_value(), GPK)
+    elif private_key is not None:
+        account = _from_hex(private_key.get_secret_value(), var)
     else:
         local = settings.anvil()
         if local is None or not settings.is_local_chain():
             raise KeyConfigError(
-                GPK, f"no guardian key configured: set {GKS} (with {GKS_PW} or {GKS_PW}_FILE) or {GPK}"
+                var, f"no {role} key configured: set {ks_var} (with {ks_var}_PASSWORD or _FILE) or {var}"
             )
-        return Account.from_key(local.dev_keys()[DEMO_GUARDIAN_INDEX])
-    _refuse_dev_key_off_local(settings, account, GPK)
+        return Account.from_key(local.dev_keys()[dev_index])
+    _refuse_dev_key_off_local(settings, account, var)
     engine = _configured_engine(settings)
-    if engine is not None and engine == account.address:
+    if (
+        engine is not None
+        and engine == account.address
+        and (role == "guardian" or not settings.is_local_chain())
+    ):
         raise KeyConfigError(
-            GPK, f"is the NAV engine's key ({account.address}); a guardian signs with its own"
+            var, f"is the NAV engine's key ({account.address}); the {role} signs with its own"
         )
     return account
 

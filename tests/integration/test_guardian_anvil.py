@@ -12,6 +12,7 @@ from web3.logs import DISCARD
 from publisher.chain import TransactionFailed, contract_at, send
 from publisher.cli import main
 from publisher.config import Settings, load_settings
+from publisher.deployment import load_deployment
 from publisher.keys import DEMO_GUARDIAN_INDEX, dev_account, load_account
 from publisher.localchain import AnvilNode
 from publisher.money import usd_str
@@ -118,3 +119,70 @@ def test_only_a_guardian_corrects_and_the_hub_records_it(settings: Settings) -> 
     (upd,) = vault.events.NAVUpdated().process_receipt(receipt, errors=DISCARD)
     assert (upd["args"]["oldNAV"], upd["args"]["newNAV"]) == (nav, nav + E18)
     assert vault.events.HighWaterMarkReset().process_receipt(receipt, errors=DISCARD) == ()
+
+
+def test_rotating_the_engine_key_loses_no_nav(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Grant the new key, revoke the old, in one admin command: the old key can no longer
+    publish (a raw transaction straight to the vault is refused), and a NAV computed before the
+    rotation but not sent is published by the new key."""
+    pub = Publisher.from_settings(settings)
+    pub.cycle()
+    w3, vault = pub.engine.w3, pub.engine.vault
+    old = load_account(settings)
+    new = dev_account(settings, 6)
+    # A NAV computed and left in the outbox: its transaction refused by the node for now.
+    advance(w3, 3600)
+    pub.engine.run([1])  # the heartbeat is due: a pending report, not sent yet
+    waiting = pub.store.pending_reports([1])
+    assert len(waiting) == 1
+
+    assert main(["rotate-engine", "--new", new.address]) == 0
+    out = capsys.readouterr().out
+    assert f"granted {new.address}" in out and f"revoked {old.address}" in out and "1 NAV(s) waiting" in out
+    role = vault.functions.NAV_ENGINE_ROLE().call()
+    assert (
+        vault.functions.hasRole(role, new.address).call()
+        and not vault.functions.hasRole(role, old.address).call()
+    )
+    assert load_deployment(settings).nav_engine == new.address
+
+    t = int(w3.eth.get_block("latest")["timestamp"])
+    version = vault.functions.getFundSnapshots([1]).call()[0][-1]
+    with pytest.raises(TransactionFailed, match="AccessControlUnauthorizedAccount"):
+        send(w3, old, vault.functions.updateNAVBatch([pack_nav_update(1, E18, t, 0, version)]), "old key")
+
+    # The keeper restarts with the new key: the waiting NAV goes out under it.
+    monkeypatch.setenv("NAVPUB_PRIVATE_KEY", new.key.hex())
+    fresh = Publisher.from_settings(load_settings())
+    rnd = vault.functions.navState(1).call()[2]
+    outcomes = {o.fund_id: o for o in fresh.cycle([1])}
+    assert outcomes[1].decision == "published"
+    assert vault.functions.navState(1).call()[2] == rnd + 1
+    (p,) = [p for p in fresh.store.publications() if outcomes[1].tx_hash == p.tx_hash]
+    assert p.sender == new.address
+
+
+def test_rotation_refuses_while_the_old_key_has_a_transaction_in_flight(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k, v in {
+        "NAVPUB_RECEIPT_TIMEOUT_S": "1",
+        "NAVPUB_RECEIPT_POLL_S": "0.2",
+        "NAVPUB_MAX_REPLACEMENTS": "0",
+    }.items():
+        monkeypatch.setenv(k, v)
+    pub = Publisher.from_settings(load_settings())
+    w3 = pub.engine.w3
+    w3.provider.make_request("evm_setAutomine", [False])  # the NAV transaction stays in the mempool
+    try:
+        outcomes = pub.cycle([1])
+        assert outcomes[0].decision == "pending"
+        assert main(["rotate-engine", "--new", dev_account(settings, 6).address]) == 2
+        err = capsys.readouterr().err
+        assert "still has publication(s)" in err and len(err.strip().splitlines()) == 1
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    assert main(["rotate-engine", "--new", load_account(settings).address]) == 2
+    assert "is already the NAV engine" in capsys.readouterr().err
