@@ -17,8 +17,6 @@ from publisher._exceptions import KeyConfigError
 from publisher.config import ENV_PREFIX, Settings
 
 PK = f"{ENV_PREFIX}PRIVATE_KEY"
-KS = f"{ENV_PREFIX}KEYSTORE"
-KS_PW = f"{ENV_PREFIX}KEYSTORE_PASSWORD"
 # anvil's dev account that is the demo's guardian (#0 deploys and is the NAV engine).
 DEMO_GUARDIAN_INDEX = 4
 
@@ -30,21 +28,7 @@ def load_account(settings: Settings, *, dev_index: int = 0) -> LocalAccount:
     but only when the configured chain id is the local one; a dev key is refused on any
     other chain because its private key is public.
     """
-    if settings.keystore is not None:
-        account = _from_keystore(
-            settings.keystore, settings.keystore_password, settings.keystore_password_file, KS, KS_PW
-        )
-    elif settings.private_key is not None:
-        account = _from_hex(settings.private_key.get_secret_value(), PK)
-    else:
-        local = settings.anvil()
-        if local is None or not settings.is_local_chain():
-            raise KeyConfigError(
-                PK, f"no signing key configured: set {KS} (with {KS_PW} or {KS_PW}_FILE) or {PK}"
-            )
-        return Account.from_key(local.dev_keys()[dev_index])
-    _refuse_dev_key_off_local(settings, account)
-    return account
+    return _role_key(settings, "", dev_index)
 
 
 def load_guardian(settings: Settings) -> LocalAccount:
@@ -62,16 +46,18 @@ def load_admin(settings: Settings) -> LocalAccount:
 
 
 def _role_key(settings: Settings, role: str, dev_index: int) -> LocalAccount:
-    """The `role`'s key from its own settings (`<role>_keystore`, `<role>_private_key`, …)."""
-    var = f"{ENV_PREFIX}{role.upper()}_PRIVATE_KEY"
-    ks_var = f"{ENV_PREFIX}{role.upper()}_KEYSTORE"
-    keystore: Path | None = getattr(settings, f"{role}_keystore")
-    private_key: SecretStr | None = getattr(settings, f"{role}_private_key")
+    """The key of `role` ("" for the NAV engine) from its own settings (`<role>_keystore`,
+    `<role>_private_key`, …), else anvil's dev key `dev_index` on the local chain."""
+    prefix = f"{role}_" if role else ""
+    var = f"{ENV_PREFIX}{prefix.upper()}PRIVATE_KEY"
+    ks_var = f"{ENV_PREFIX}{prefix.upper()}KEYSTORE"
+    keystore: Path | None = getattr(settings, f"{prefix}keystore")
+    private_key: SecretStr | None = getattr(settings, f"{prefix}private_key")
     if keystore is not None:
         account = _from_keystore(
             keystore,
-            getattr(settings, f"{role}_keystore_password"),
-            getattr(settings, f"{role}_keystore_password_file"),
+            getattr(settings, f"{prefix}keystore_password"),
+            getattr(settings, f"{prefix}keystore_password_file"),
             ks_var,
             f"{ks_var}_PASSWORD",
         )
@@ -80,20 +66,19 @@ def _role_key(settings: Settings, role: str, dev_index: int) -> LocalAccount:
     else:
         local = settings.anvil()
         if local is None or not settings.is_local_chain():
+            what = f"{role} key" if role else "signing key"
+            password = f"{ks_var}_PASSWORD"
             raise KeyConfigError(
-                var, f"no {role} key configured: set {ks_var} (with {ks_var}_PASSWORD or _FILE) or {var}"
+                var, f"no {what} configured: set {ks_var} (with {password} or {password}_FILE) or {var}"
             )
         return Account.from_key(local.dev_keys()[dev_index])
     _refuse_dev_key_off_local(settings, account, var)
-    engine = _configured_engine(settings)
-    if (
-        engine is not None
-        and engine == account.address
-        and (role == "guardian" or not settings.is_local_chain())
-    ):
-        raise KeyConfigError(
-            var, f"is the NAV engine's key ({account.address}); the {role} signs with its own"
-        )
+    if role:
+        engine = _configured_engine(settings)
+        if engine == account.address and (role == "guardian" or not settings.is_local_chain()):
+            raise KeyConfigError(
+                var, f"is the NAV engine's key ({account.address}); the {role} signs with its own"
+            )
     return account
 
 
