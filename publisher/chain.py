@@ -7,7 +7,7 @@ this module is what deploy, the demo and the read-only commands need.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -21,7 +21,14 @@ from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
-from publisher._exceptions import ChainError, NoCode, RpcUnreachable, TransactionFailed, WrongChain
+from publisher._exceptions import (
+    ChainError,
+    NoCode,
+    RpcUnreachable,
+    TransactionFailed,
+    UnknownFund,
+    WrongChain,
+)
 from publisher.artifacts import ARTIFACTS_DIR, load_artifact
 from publisher.config import ENV_PREFIX, Settings
 
@@ -218,3 +225,13 @@ def _failed(what: str, exc: Exception) -> ChainError:
 
 def checksum_all(addresses: Iterable[str]) -> list[str]:
     return [to_checksum_address(a) for a in addresses]
+
+
+def check_funds(vault: Contract, fund_ids: Sequence[int]) -> None:
+    """Refuses (UnknownFund, one line) any `--fund` id the vault does not have."""
+    if not fund_ids:
+        return
+    count = vault.functions.fundCount().call()
+    for fid in fund_ids:
+        if not 1 <= fid <= count:
+            raise UnknownFund(f"--fund {fid}: no such fund (this vault has funds 1 to {count})")

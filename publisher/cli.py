@@ -12,13 +12,12 @@ import click
 import typer
 from rich.console import Console
 from web3 import Web3
-from web3.contract import Contract
 
 from publisher._exceptions import NavPubError
 from publisher.api import check_port_free
 from publisher.api import serve as serve_app
 from publisher.artifacts import REPO_ROOT
-from publisher.chain import connect, contract_at
+from publisher.chain import check_funds, connect, contract_at
 from publisher.config import Settings, load_settings
 from publisher.correct import correct_nav, parse_nav
 from publisher.demo import RatesServer
@@ -118,7 +117,7 @@ def _status(settings: Settings, *, as_json: bool, fund_ids: list[int] | None = N
     w3 = connect(settings)
     deployment = load_deployment(settings, w3)
     vault = contract_at(w3, "FundVault", deployment.vault)
-    _check_funds(vault, fund_ids or [])
+    check_funds(vault, fund_ids or [])
     snap = read_snapshot(w3, vault, fund_ids)
     keeper_state = keeper_status(settings, Store.for_settings(settings), snap)
     if as_json:
@@ -215,7 +214,7 @@ def nav(
 ) -> None:
     """Compute a fund's NAV with its full breakdown and the decision, without publishing or recording."""
     engine = NavEngine.from_settings(load_settings())
-    _check_funds(engine.vault, fund)
+    check_funds(engine.vault, fund)
     cycle = engine.run(fund, "emergency" if emergency else "manual", persist=False)
     if json:
         payload = [nav_model(cycle, f).model_dump(mode="json") for f in cycle.funds]
@@ -257,7 +256,7 @@ def publish(
     """Run one cycle now: reconcile the outbox, compute, and publish what passes the guard."""
     publisher = Publisher.from_settings(load_settings())
     if fund:
-        _check_funds(publisher.engine.vault, fund)
+        check_funds(publisher.engine.vault, fund)
     outcomes = publisher.cycle(fund, force=force, trigger="manual")
     if json:
         sys.stdout.write(dumps([publish_model(o).model_dump(mode="json") for o in outcomes], indent=2) + "\n")
@@ -309,7 +308,7 @@ def keeper(
 def trigger(fund: Annotated[int, typer.Option(help="Fund whose NAV to publish now")]) -> None:
     """Emergency publish for one fund: handed to the running keeper, or run here when none runs."""
     publisher = Publisher.from_settings(load_settings())
-    _check_funds(publisher.engine.vault, [fund])
+    check_funds(publisher.engine.vault, [fund])
     pid = running_keeper(publisher)
     if pid is not None:
         publisher.store.add_trigger(fund, publisher.engine.clock())
@@ -336,7 +335,7 @@ def verify(
     from publisher.verify import parse_tolerance, render_verify, verify_fund
 
     engine = NavEngine.from_settings(load_settings())
-    _check_funds(engine.vault, [fund])
+    check_funds(engine.vault, [fund])
     result = verify_fund(engine, fund, reported=reported, tolerance=parse_tolerance(tolerance), basis=basis)
     if json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
@@ -401,13 +400,6 @@ def rotate_engine_command(
         "NAVPUB_KEYSTORE (or NAVPUB_PRIVATE_KEY) to the new key and start the keeper.",
         soft_wrap=True,
     )
-
-
-def _check_funds(vault: Contract, fund_ids: list[int]) -> None:
-    count = vault.functions.fundCount().call()
-    for fid in fund_ids:
-        if not 1 <= fid <= count:
-            raise NavPubError(f"--fund {fid}: no such fund (this vault has funds 1 to {count})")
 
 
 def _local_chain(settings: Settings) -> AnvilConfig:

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from web3.logs import DISCARD
 
 from publisher._exceptions import InputError
-from publisher.chain import connect, contract_at, send
+from publisher.chain import check_funds, connect, contract_at, send
 from publisher.config import Settings
 from publisher.deployment import load_deployment
 from publisher.keys import load_guardian
@@ -67,9 +67,7 @@ def correct_nav(settings: Settings, fund_id: int, nav: int, reason: str, *, rese
     w3 = connect(settings)
     deployment = load_deployment(settings, w3)
     vault = contract_at(w3, "FundVault", deployment.vault)
-    count = vault.functions.fundCount().call()
-    if not 1 <= fund_id <= count:
-        raise InputError(f"--fund {fund_id}: no such fund (this vault has funds 1 to {count})")
+    check_funds(vault, [fund_id])
     as_of = int(w3.eth.get_block("latest")["timestamp"])
     call = vault.functions.correctNAV(fund_id, nav, as_of, 0, reset_mark, reason)
     receipt = send(w3, guardian, call, f"correctNAV({fund_id})")

@@ -728,19 +728,6 @@ class Store:
     def set_high_water_mark(self, fund_id: int, hwm: int, now: int) -> None:
         self._upsert_fund(fund_id, now, high_water_mark=hwm, high_water_mark_at=now)
 
-    def last_publication(
-        self, kind: str, fund_id: int, statuses: Sequence[str] = ("confirmed",)
-    ) -> Publication | None:
-        """The newest publication of `kind` carrying `fund_id`, among those in `statuses`."""
-        q = (
-            select(publications.c.id, publications.c.fund_ids)
-            .where(publications.c.kind == kind, publications.c.status.in_(list(statuses)))
-            .order_by(publications.c.id.desc())
-        )
-        with self._read() as conn:
-            found = next((r.id for r in conn.execute(q) if fund_id in json.loads(r.fund_ids)), None)
-        return None if found is None else self.publication(found)
-
     def high_water_marks(self) -> dict[int, int]:
         with self._read() as conn:
             rows = conn.execute(select(fund_state.c.fund_id, fund_state.c.high_water_mark)).all()
